@@ -1,0 +1,1 @@
+"""Interlude: HTTP composition root, settings and CLI."""

@@ -1,0 +1,97 @@
+"""The application factory: settings in, a Starlette app with its lifespan out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from tortoise import Tortoise
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api import migrations
+from api.container import build_services
+from api.db import tortoise_config
+from api.domain.clock import utc_now
+from api.graphql import InterludeGraphQL
+from api.middleware import RequestIdMiddleware
+from api.settings import Settings
+from schema import build_schema
+
+
+def create_app(
+    settings: Settings, *, manage_orm: bool = True, clock: Callable[[], datetime] = utc_now
+) -> Starlette:
+    """`manage_orm=False` leaves Tortoise to the caller (tests that already hold a database context)."""
+    services = build_services(settings)
+    graphql = InterludeGraphQL(
+        build_schema(production=settings.is_production),
+        services=services,
+        clock=clock,
+        graphql_ide=None if settings.is_production else "graphiql",
+        allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allowed_origins=tuple(settings.cors_origins),
+    )
+    readiness = Readiness()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not manage_orm:
+            yield
+            return
+        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            yield
+
+    return Starlette(
+        debug=False,
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readiness.endpoint),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            ),
+        ],
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+
+
+async def healthz(_: Request) -> JSONResponse:
+    """Liveness: the process answers. Says nothing about the database."""
+    return JSONResponse({"status": "ok"})
+
+
+class Readiness:
+    """Ready when the database answers and every migration is applied."""
+
+    def __init__(self) -> None:
+        self._migrated = False
+
+    async def endpoint(self, _: Request) -> JSONResponse:
+        try:
+            await Tortoise.get_connection("default").execute_query("SELECT 1")
+            # Once seen complete, the plan need not be rebuilt: migrations never go away under a running app.
+            self._migrated = self._migrated or await migrations.pending() == 0
+        except Exception:  # noqa: BLE001 -- any failure to reach the database means "not ready"
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if not self._migrated:
+            return JSONResponse({"status": "unavailable", "database": "migrations pending"}, status_code=503)
+        return JSONResponse({"status": "ok"})

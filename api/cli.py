@@ -1,0 +1,196 @@
+"""`interlude`: one CLI for operators. Every command reads the same INTERLUDE_* settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from uuid import UUID
+
+from pydantic import ValidationError
+from tortoise.context import TortoiseContext
+
+from api.db import tortoise_config
+from api.domain.actor import Role
+from api.domain.clock import utc_now
+from api.domain.errors import DomainError
+from api.logging import configure_logging
+from api.settings import Settings
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A refusal to print on stderr, with a non-zero exit."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"interlude: invalid settings: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    try:
+        result: int = args.run(settings, args)
+    except (CliError, DomainError) as exc:
+        field = getattr(exc, "field", None)
+        print(f"interlude: {field + ': ' if field else ''}{exc}", file=sys.stderr)
+        return 1
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interlude", description="Interlude: between-infusion follow-up.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", help="address to bind (default: INTERLUDE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: INTERLUDE_PORT or 8000)")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    check = commands.add_parser("check-migrations", help="fail if model changes lack a migration")
+    check.set_defaults(run=_check_migrations)
+
+    clinic = commands.add_parser("create-clinic", help="create a clinic; prints its id on the last line")
+    clinic.add_argument("name")
+    clinic.set_defaults(run=_create_clinic)
+
+    user = commands.add_parser("create-user", help="create a clinician or admin account")
+    user.add_argument("--clinic", required=True, type=_uuid, help="clinic id")
+    user.add_argument("--role", required=True, choices=["clinician", "admin"])
+    user.add_argument("--email", required=True)
+    user.add_argument("--password", required=True)
+    user.set_defaults(run=_create_user)
+
+    demo = commands.add_parser("demo", help="seed a demo clinic and print its logins")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing if the demo clinic exists")
+    demo.set_defaults(run=_demo)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    export.set_defaults(run=_export_schema)
+    return parser
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a clinic id: {value!r}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{where + ': ' if where else ''}{error['msg']}"
+
+
+def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    async def run() -> int:
+        async with TortoiseContext() as ctx:
+            await ctx.init(config=tortoise_config(settings.database_url))
+            from api import migrations
+
+            if await migrations.pending():
+                raise CliError("the database is not migrated; run `interlude migrate` first")
+            return await work()
+
+    return asyncio.run(run())
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_config=None)
+    return 0
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from api import migrations
+
+    asyncio.run(migrations.apply(settings.database_url))
+    print("migrations applied")
+    return 0
+
+
+def _check_migrations(_: Settings, __: argparse.Namespace) -> int:
+    from api import migrations
+
+    missing = asyncio.run(migrations.missing_changes())
+    if missing:
+        print("models changed without a migration; run `tortoise makemigrations`:", ", ".join(missing), file=sys.stderr)
+        return 1
+    print("migrations: complete")
+    return 0
+
+
+def _create_clinic(settings: Settings, args: argparse.Namespace) -> int:
+    from api.container import build_services
+
+    async def work() -> int:
+        clinic = await build_services(settings).accounts.create_clinic(args.name, now=utc_now())
+        print(f"created clinic {clinic.name!r}")
+        print(clinic.id)
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from api.container import build_services
+
+    async def work() -> int:
+        account = await build_services(settings).accounts.create_staff(
+            args.clinic, Role(args.role.upper()), args.email, args.password, now=utc_now()
+        )
+        print(f"created {args.role} account {account.id}")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from api import demo
+    from api.container import build_services
+
+    async def work() -> int:
+        if await demo.seeded():
+            if args.if_empty:
+                print("demo clinic already seeded")
+                return 0
+            raise CliError("the demo clinic exists already")
+        print("seeding the demo clinic…", flush=True)
+        logins = await demo.seed(build_services(settings), now=utc_now(), progress=lambda s: print("  " + s, flush=True))
+        print("\ndemo logins (development only):")
+        for login in logins[:3]:
+            print(f"  {login.role:<10} {login.email:<36} {login.password}")
+        print(f"  … and {len(logins) - 3} more patients, patient02 to patient{len(logins) - 2:02d}, same password")
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    sdl = build_schema(production=False).as_str() + "\n"
+    if args.output:
+        args.output.write_text(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

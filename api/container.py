@@ -1,0 +1,42 @@
+"""Composition: domain services configured from settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from api.domain.account.passwords import Passwords
+from api.domain.account.service import AccountPolicy, AccountService
+from api.domain.account.throttle import ThrottleRule
+from api.domain.account.tokens import AccessTokens
+from api.domain.diary.service import DiaryPolicy, DiaryService
+from api.domain.patient.service import PatientService
+from api.domain.services import Services
+from api.settings import Settings
+
+
+def build_services(settings: Settings) -> Services:
+    window = timedelta(minutes=settings.login_window_minutes)
+    lock = timedelta(minutes=settings.login_lock_minutes)
+    accounts = AccountService(
+        passwords=Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+        tokens=AccessTokens(secret_key=settings.secret_key, ttl=timedelta(minutes=settings.access_token_minutes)),
+        policy=AccountPolicy(
+            refresh_ttl=timedelta(days=settings.refresh_token_days),
+            per_account=ThrottleRule("login-account", settings.login_max_failures, window, lock),
+            per_address=ThrottleRule("login-address", settings.login_ip_max_failures, window, lock),
+        ),
+    )
+    return Services(
+        accounts=accounts,
+        patients=PatientService(
+            accounts=accounts,
+            invite_ttl=timedelta(hours=settings.invite_hours),
+            register_rule=ThrottleRule("register-address", settings.login_ip_max_failures, window, lock),
+        ),
+        diary=DiaryService(
+            DiaryPolicy(
+                backfill=timedelta(days=settings.backfill_days),
+                clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+            )
+        ),
+    )

@@ -1,0 +1,71 @@
+"""Recording and reading the audit trail.
+
+Every staff read or write of patient data leaves one event per operation and patient: the first touch of a patient
+in a request writes the event; further reads of the same patient in that request are covered by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.domain.actor import Actor, Role
+from api.domain.audit.models import AuditEvent, AuditSubject
+from api.domain.errors import Forbidden
+from api.domain.paging import Page, after_filter, make_page, page_size
+
+
+async def record(
+    actor: Actor,
+    action: str,
+    patients: Sequence[UUID],
+    *,
+    now: datetime,
+    object_id: UUID | None = None,
+    write: bool = False,
+    using_db: BaseDBAsyncClient | None = None,
+) -> None:
+    if not actor.is_staff:
+        return
+    seen = actor.meta.audited_patients
+    if not write and patients and all(p in seen for p in patients):
+        return
+    event = await AuditEvent.create(
+        clinic_id=actor.clinic_id,
+        actor_id=actor.account_id,
+        actor_role=actor.role.value,
+        action=action,
+        patient_id=patients[0] if len(patients) == 1 else None,
+        object_id=object_id,
+        operation=actor.meta.operation,
+        request_id=actor.meta.request_id or None,
+        ip=actor.meta.ip,
+        created_at=now,
+        using_db=using_db,
+    )
+    if patients:
+        await AuditSubject.bulk_create(
+            [AuditSubject(event_id=event.id, patient_id=p) for p in patients], using_db=using_db
+        )
+    seen.update(patients)
+
+
+async def list_events(
+    actor: Actor, *, patient_id: UUID | None, first: int | None, after: str | None
+) -> Page[AuditEvent]:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("only clinic admins may read the audit log")
+    size = page_size(first)
+    query = AuditEvent.filter(clinic_id=actor.clinic_id)
+    if patient_id is not None:
+        query = query.filter(subjects__patient_id=patient_id)
+    rows = (
+        await query.filter(after_filter("created_at", after, datetime.fromisoformat, descending=True))
+        .order_by("-created_at", "-id")
+        .limit(size + 1)
+        .distinct()
+    )
+    return make_page(rows, size, lambda e: (e.created_at, e.id))

@@ -1,0 +1,236 @@
+"""Writing and reading diary entries: idempotent on the phone's clientId, revisions kept, nothing partial stored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from api.domain import audit
+from api.domain.actor import Actor
+from api.domain.diary.models import DiaryEntry, DiaryEntryRevision
+from api.domain.diary.validation import MEASURE_FIELDS, PATCHABLE, Content, DiaryInput, Window, build_content
+from api.domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound
+from api.domain.paging import Page, after_filter, make_page, page_size
+from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.models import Patient, PatientStatus
+
+MAX_SYNC = 200
+WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
+
+
+class SyncStatus(str, Enum):
+    CREATED = "CREATED"
+    UNCHANGED = "UNCHANGED"
+    CONFLICT = "CONFLICT"
+    INVALID = "INVALID"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    client_id: UUID
+    status: SyncStatus
+    entry: DiaryEntry | None = None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class DiaryPolicy:
+    backfill: timedelta
+    clock_skew: timedelta
+
+
+class DiaryService:
+    def __init__(self, policy: DiaryPolicy) -> None:
+        self.policy = policy
+
+    async def log(self, actor: Actor, data: DiaryInput, *, now: datetime) -> DiaryEntry:
+        outcome = (await self.sync(actor, [data], now=now))[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.entry is not None  # noqa: S101 -- CREATED/UNCHANGED always carry the entry
+        return outcome.entry
+
+    async def sync(self, actor: Actor, items: list[DiaryInput], *, now: datetime) -> list[SyncOutcome]:
+        """Each item stands alone: one bad item never blocks the others, and the batch is safe to resend."""
+        if len(items) > MAX_SYNC:
+            raise BadInput("entries", f"at most {MAX_SYNC} entries per call")
+        patient = await self._writer(actor)
+        window = self._window(patient, now)
+        existing = {
+            e.client_id: e
+            for e in await DiaryEntry.filter(patient_id=patient.id, client_id__in=[i.client_id for i in items])
+        }
+        outcomes = []
+        for item in items:
+            try:
+                outcome = await self._store(patient, item, window, existing, now)
+            except DomainError as exc:
+                status = SyncStatus.CONFLICT if isinstance(exc, Conflict) else SyncStatus.INVALID
+                outcome = SyncOutcome(item.client_id, status, error=exc)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _store(
+        self, patient: Patient, item: DiaryInput, window: Window, existing: dict[UUID, DiaryEntry], now: datetime
+    ) -> SyncOutcome:
+        content = build_content(item.values(), window)
+        digest = content.digest()
+        if item.client_id in existing:
+            return _resent(existing[item.client_id], digest)
+        if content.values["prompt_id"] is not None:
+            # Prompts arrive with the scheduler; until then no prompt id can be valid.
+            raise NotFound("prompt", field="prompt_id")
+        try:
+            entry = await DiaryEntry.create(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                client_id=item.client_id,
+                client_hash=digest,
+                created_at=now,
+                updated_at=now,
+                **content.values,
+            )
+        except IntegrityError:
+            # A concurrent resend of the same entry won the insert; judge ours against it.
+            stored = await DiaryEntry.get(patient_id=patient.id, client_id=item.client_id)
+            existing[item.client_id] = stored
+            return _resent(stored, digest)
+        existing[item.client_id] = entry
+        return SyncOutcome(item.client_id, SyncStatus.CREATED, entry=entry)
+
+    async def update(
+        self, actor: Actor, entry_id: UUID, patch: Mapping[str, Any], *, expected_version: int | None, now: datetime
+    ) -> DiaryEntry:
+        unknown = set(patch) - PATCHABLE
+        if unknown:
+            raise BadInput(sorted(unknown)[0], "cannot be changed")
+        patient = await self._writer(actor)
+        async with in_transaction() as conn:
+            entry = await self._own_entry(patient, entry_id, conn)
+            if entry.deleted_at is not None:
+                raise Conflict("entry was deleted", field="id")
+            if expected_version is not None and expected_version != entry.version:
+                raise Conflict("entry was changed since you read it", field="expected_version")
+            current = _content_of(entry)
+            merged = {**current, **patch}
+            content = build_content(merged, self._window(patient, now))
+            changed = {k: v for k, v in content.values.items() if getattr(entry, k) != v}
+            if not changed:
+                return entry
+            await _keep_revision(entry, "updated", actor, now, conn)
+            for name, value in changed.items():
+                setattr(entry, name, value)
+            entry.version += 1
+            entry.updated_at = now
+            await entry.save(using_db=conn)
+        return entry
+
+    async def delete(self, actor: Actor, entry_id: UUID, *, now: datetime) -> DiaryEntry:
+        patient = await self._writer(actor)
+        async with in_transaction() as conn:
+            entry = await self._own_entry(patient, entry_id, conn)
+            if entry.deleted_at is None:
+                await _keep_revision(entry, "entered_in_error", actor, now, conn)
+                entry.deleted_at = now
+                entry.version += 1
+                entry.updated_at = now
+                await entry.save(using_db=conn, update_fields=["deleted_at", "version", "updated_at"])
+        return entry
+
+    async def list(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        first: int | None,
+        after: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        include_deleted: bool,
+        now: datetime,
+    ) -> Page[DiaryEntry]:
+        size = page_size(first)
+        patient = await reachable_patient(actor, patient_id)
+        query = DiaryEntry.filter(patient_id=patient.id)
+        if start is not None:
+            query = query.filter(recorded_at__gte=start)
+        if end is not None:
+            query = query.filter(recorded_at__lt=end)
+        if not include_deleted:
+            query = query.filter(deleted_at=None)
+        rows = await (
+            query.filter(after_filter("recorded_at", after, datetime.fromisoformat, descending=True))
+            .order_by("-recorded_at", "-id")
+            .limit(size + 1)
+        )
+        await audit.record(actor, "diary.read", [patient.id], now=now)
+        return make_page(rows, size, lambda e: (e.recorded_at, e.id))
+
+    async def latest_by_patient(self, actor: Actor, patient_ids: list[UUID]) -> dict[UUID, DiaryEntry]:
+        """For loaders: each reachable patient's newest live entry, in one query."""
+        if actor.is_patient:
+            patient_ids = [p for p in patient_ids if p == actor.patient_id]
+        rows = (
+            await DiaryEntry.filter(patient_id__in=patient_ids, clinic_id=actor.clinic_id, deleted_at=None)
+            .order_by("patient_id", "-recorded_at", "-id")
+            .distinct()
+        )
+        latest: dict[UUID, DiaryEntry] = {}
+        for row in rows:
+            latest.setdefault(row.patient_id, row)
+        return latest
+
+    async def _writer(self, actor: Actor) -> Patient:
+        patient = await reachable_patient(actor, require_patient(actor))
+        if patient.status not in WRITABLE:
+            raise Forbidden("this diary is closed")
+        return patient
+
+    async def _own_entry(self, patient: Patient, entry_id: UUID, conn: Any) -> DiaryEntry:
+        entry = (
+            await DiaryEntry.filter(id=entry_id, patient_id=patient.id).select_for_update().using_db(conn).first()
+        )
+        if entry is None:
+            raise NotFound("diary entry", field="id")
+        return entry
+
+    def _window(self, patient: Patient, now: datetime) -> Window:
+        opened = patient.activated_at or patient.created_at
+        return Window(earliest=opened - self.policy.backfill, latest=now + self.policy.clock_skew)
+
+
+def _resent(stored: DiaryEntry, digest: str) -> SyncOutcome:
+    if stored.client_hash == digest:
+        return SyncOutcome(stored.client_id, SyncStatus.UNCHANGED, entry=stored)
+    return SyncOutcome(
+        stored.client_id,
+        SyncStatus.CONFLICT,
+        error=Conflict("an entry with this clientId exists with different content", field="client_id"),
+    )
+
+
+def _content_of(entry: DiaryEntry) -> dict[str, Any]:
+    """The stored entry as build_content's input, in the zone it was recorded in."""
+    zone = timezone(timedelta(minutes=entry.utc_offset_minutes))
+    values = {name: getattr(entry, name) for name in (*MEASURE_FIELDS, "prompt_id")}
+    return {**values, "recorded_at": entry.recorded_at.astimezone(zone)}
+
+
+async def _keep_revision(entry: DiaryEntry, reason: str, actor: Actor, now: datetime, conn: Any) -> None:
+    snapshot = Content({**_content_of(entry), "utc_offset_minutes": entry.utc_offset_minutes})
+    await DiaryEntryRevision.create(
+        entry_id=entry.id,
+        version=entry.version,
+        snapshot=snapshot.as_json(),
+        reason=reason,
+        changed_by_id=actor.account_id,
+        changed_at=now,
+        using_db=conn,
+    )

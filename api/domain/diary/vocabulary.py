@@ -1,0 +1,58 @@
+"""Closed vocabularies a diary entry may use. Values are stable API names; add, never rename."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class BodyRegion(str, Enum):
+    HEAD = "HEAD"
+    FACE = "FACE"
+    NECK = "NECK"
+    SHOULDER_LEFT = "SHOULDER_LEFT"
+    SHOULDER_RIGHT = "SHOULDER_RIGHT"
+    ARM_LEFT = "ARM_LEFT"
+    ARM_RIGHT = "ARM_RIGHT"
+    HAND_LEFT = "HAND_LEFT"
+    HAND_RIGHT = "HAND_RIGHT"
+    CHEST = "CHEST"
+    ABDOMEN = "ABDOMEN"
+    UPPER_BACK = "UPPER_BACK"
+    LOWER_BACK = "LOWER_BACK"
+    PELVIS = "PELVIS"
+    HIP_LEFT = "HIP_LEFT"
+    HIP_RIGHT = "HIP_RIGHT"
+    LEG_LEFT = "LEG_LEFT"
+    LEG_RIGHT = "LEG_RIGHT"
+    KNEE_LEFT = "KNEE_LEFT"
+    KNEE_RIGHT = "KNEE_RIGHT"
+    FOOT_LEFT = "FOOT_LEFT"
+    FOOT_RIGHT = "FOOT_RIGHT"
+    WIDESPREAD = "WIDESPREAD"
+
+
+class SideEffect(str, Enum):
+    """Post-infusion effects to ask about (research/domain.md §3.2)."""
+
+    NAUSEA = "NAUSEA"
+    VOMITING = "VOMITING"
+    DIZZINESS = "DIZZINESS"
+    HEADACHE = "HEADACHE"
+    BLURRED_VISION = "BLURRED_VISION"
+    DISSOCIATION = "DISSOCIATION"
+    HALLUCINATIONS = "HALLUCINATIONS"
+    VIVID_DREAMS = "VIVID_DREAMS"
+    CONFUSION = "CONFUSION"
+    ANXIETY = "ANXIETY"
+    LOW_MOOD = "LOW_MOOD"
+    FATIGUE = "FATIGUE"
+    URINARY_FREQUENCY = "URINARY_FREQUENCY"
+    URINARY_URGENCY = "URINARY_URGENCY"
+    DYSURIA = "DYSURIA"
+    BLOOD_IN_URINE = "BLOOD_IN_URINE"
+    SUPRAPUBIC_PAIN = "SUPRAPUBIC_PAIN"
+    CHEST_PAIN = "CHEST_PAIN"
+    BREATHING_DIFFICULTY = "BREATHING_DIFFICULTY"
+    LOSS_OF_CONSCIOUSNESS = "LOSS_OF_CONSCIOUSNESS"
+    RASH = "RASH"
+    OTHER = "OTHER"

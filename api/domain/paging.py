@@ -1,0 +1,68 @@
+"""Keyset pagination: opaque cursors over a (sort key, id) pair, `first` bounded and never clamped."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+from tortoise.expressions import Q
+
+from api.domain.errors import BadInput
+
+T = TypeVar("T")
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if not 1 <= first <= MAX_PAGE:
+        raise BadInput("first", f"must be between 1 and {MAX_PAGE}")
+    return first
+
+
+def encode_cursor(key: datetime | str, row_id: UUID) -> str:
+    raw = key.isoformat() if isinstance(key, datetime) else key
+    return base64.urlsafe_b64encode(json.dumps([raw, str(row_id)]).encode()).decode()
+
+
+def decode_cursor(cursor: str, parse_key: Callable[[str], datetime | str]) -> tuple[datetime | str, UUID]:
+    try:
+        raw, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return parse_key(raw), UUID(row_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadInput("after", "is not a cursor from this list") from exc
+
+
+def after_filter(field: str, cursor: str | None, parse_key: Callable[[str], datetime | str], *, descending: bool) -> Q:
+    """Rows strictly after the cursor in (field, id) order."""
+    if cursor is None:
+        return Q()
+    key, row_id = decode_cursor(cursor, parse_key)
+    op = "lt" if descending else "gt"
+    return Q(**{f"{field}__{op}": key}) | Q(**{field: key, f"id__{op}": row_id})
+
+
+def make_page(rows: Sequence[T], size: int, key_of: Callable[[T], tuple[datetime | str, UUID]]) -> Page[T]:
+    """`rows` were fetched with limit size + 1; the extra row only says whether there is a next page."""
+    items = list(rows[:size])
+    return Page(items=items, cursors=[encode_cursor(*key_of(row)) for row in items], has_next=len(rows) > size)

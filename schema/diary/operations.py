@@ -1,0 +1,75 @@
+"""Diary queries and mutations: unpack, call the service, map the result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from schema.context import Info
+from schema.diary.types import DiaryEntry, DiaryEntryInput, DiaryEntryPatch, SyncResult
+from schema.ids import parse_id
+from schema.pagination import Connection
+
+DiaryEntryConnection = Connection[DiaryEntry]
+
+
+async def diary_page(
+    info: Info, patient_id: strawberry.ID | str, first: int | None, after: str | None,
+    start: datetime | None, end: datetime | None, include_deleted: bool,
+) -> Connection[DiaryEntry]:
+    ctx = info.context
+    page = await ctx.services.diary.list(
+        ctx.require_actor(), parse_id(patient_id, "patient"),
+        first=first, after=after, start=start, end=end, include_deleted=include_deleted, now=ctx.now,
+    )
+    return Connection[DiaryEntry].from_page(page, DiaryEntry.from_model)
+
+
+@strawberry.type
+class DiaryQuery:
+    @strawberry.field(description="The signed-in patient's own diary, newest first.")
+    async def my_diary(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        include_deleted: bool = False,
+    ) -> Connection[DiaryEntry]:
+        actor = info.context.require_actor()
+        return await diary_page(info, str(actor.patient_id), first, after, from_, to, include_deleted)
+
+
+@strawberry.type
+class DiaryMutation:
+    @strawberry.mutation(description="Idempotent on input.clientId: a resend returns the stored entry.")
+    async def log_diary_entry(self, info: Info, input: DiaryEntryInput) -> DiaryEntry:  # noqa: A002 -- contract name
+        ctx = info.context
+        entry = await ctx.services.diary.log(ctx.require_actor(), input.to_domain(), now=ctx.now)
+        return DiaryEntry.from_model(entry)
+
+    @strawberry.mutation(description="An offline queue, at most 200 entries; one result per entry, in order.")
+    async def sync_diary_entries(self, info: Info, entries: list[DiaryEntryInput]) -> list[SyncResult]:
+        ctx = info.context
+        outcomes = await ctx.services.diary.sync(ctx.require_actor(), [e.to_domain() for e in entries], now=ctx.now)
+        return [SyncResult.from_outcome(o, i) for i, o in enumerate(outcomes)]
+
+    @strawberry.mutation(description="Changes an entry; the previous version is kept as a revision.")
+    async def update_diary_entry(
+        self, info: Info, id: strawberry.ID, input: DiaryEntryPatch  # noqa: A002 -- contract names
+    ) -> DiaryEntry:
+        ctx = info.context
+        entry = await ctx.services.diary.update(
+            ctx.require_actor(), parse_id(id, "diary entry"), input.changes(),
+            expected_version=input.expected_version or None, now=ctx.now,
+        )
+        return DiaryEntry.from_model(entry)
+
+    @strawberry.mutation(description="Marks an entry as entered in error. Nothing is erased.")
+    async def delete_diary_entry(self, info: Info, id: strawberry.ID) -> DiaryEntry:  # noqa: A002 -- contract name
+        ctx = info.context
+        entry = await ctx.services.diary.delete(ctx.require_actor(), parse_id(id, "diary entry"), now=ctx.now)
+        return DiaryEntry.from_model(entry)

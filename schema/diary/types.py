@@ -1,0 +1,171 @@
+"""Diary entries as the API shows and accepts them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+import strawberry
+
+from api.domain.diary import vocabulary
+from api.domain.diary.models import DiaryEntry as DiaryEntryModel
+from api.domain.diary.service import SyncOutcome
+from api.domain.diary.service import SyncStatus as DomainSyncStatus
+from api.domain.diary.validation import DiaryInput, SideEffectReport as DomainSideEffectReport
+from schema.errors import domain_extensions
+from schema.ids import to_id
+
+BodyRegion = strawberry.enum(vocabulary.BodyRegion, description="Where the pain is.")
+SideEffect = strawberry.enum(vocabulary.SideEffect, description="An effect reported after an infusion.")
+SyncStatus = strawberry.enum(DomainSyncStatus)
+
+
+@strawberry.type
+class SideEffectReport:
+    code: SideEffect  # type: ignore[valid-type]
+    severity: int
+
+
+@strawberry.type
+class DiaryEntry:
+    id: strawberry.ID
+    client_id: UUID
+    recorded_at: datetime = strawberry.field(description="When the report applies, in the offset it was sent with.")
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool = strawberry.field(description="Entered in error: kept, but no longer counted.")
+    version: int
+    pain_now: int | None
+    pain_worst: int | None
+    pain_average: int | None
+    pain_locations: list[BodyRegion]  # type: ignore[valid-type]
+    sleep_hours: float | None
+    sleep_quality: int | None = strawberry.field(description="0–10, 10 = best.")
+    mood: int | None = strawberry.field(description="0–10, 10 = best.")
+    side_effects: list[SideEffectReport]
+    rescue_medication: bool | None
+    note: str | None
+    prompt_id: strawberry.ID | None
+
+    @classmethod
+    def from_model(cls, e: DiaryEntryModel) -> DiaryEntry:
+        zone = timezone(timedelta(minutes=e.utc_offset_minutes))
+        return cls(
+            id=to_id(e.id),
+            client_id=e.client_id,
+            recorded_at=e.recorded_at.astimezone(zone),
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+            deleted=e.deleted_at is not None,
+            version=e.version,
+            pain_now=e.pain_now,
+            pain_worst=e.pain_worst,
+            pain_average=e.pain_average,
+            pain_locations=[vocabulary.BodyRegion(v) for v in e.pain_locations],
+            sleep_hours=float(e.sleep_hours) if e.sleep_hours is not None else None,
+            sleep_quality=e.sleep_quality,
+            mood=e.mood,
+            side_effects=[SideEffectReport(code=vocabulary.SideEffect(s["code"]), severity=s["severity"]) for s in e.side_effects],
+            rescue_medication=e.rescue_medication,
+            note=e.note,
+            prompt_id=to_id(e.prompt_id) if e.prompt_id else None,
+        )
+
+
+@strawberry.input
+class SideEffectInput:
+    code: SideEffect  # type: ignore[valid-type]
+    severity: int = strawberry.field(description="0 none, 1 mild, 2 moderate, 3 severe.")
+
+
+@strawberry.input
+class DiaryEntryInput:
+    client_id: UUID = strawberry.field(description="Generated on the phone; the idempotency key.")
+    recorded_at: datetime = strawberry.field(description="When the report applies, with offset.")
+    pain_now: int | None = None
+    pain_worst: int | None = None
+    pain_average: int | None = None
+    pain_locations: list[BodyRegion] | None = None  # type: ignore[valid-type]
+    sleep_hours: float | None = None
+    sleep_quality: int | None = None
+    mood: int | None = None
+    side_effects: list[SideEffectInput] | None = None
+    rescue_medication: bool | None = None
+    note: str | None = None
+    prompt_id: strawberry.ID | None = None
+
+    def to_domain(self) -> DiaryInput:
+        return DiaryInput(
+            client_id=self.client_id,
+            recorded_at=self.recorded_at,
+            pain_now=self.pain_now,
+            pain_worst=self.pain_worst,
+            pain_average=self.pain_average,
+            pain_locations=self.pain_locations,
+            sleep_hours=self.sleep_hours,
+            sleep_quality=self.sleep_quality,
+            mood=self.mood,
+            side_effects=[DomainSideEffectReport(s.code, s.severity) for s in self.side_effects or []],
+            rescue_medication=self.rescue_medication,
+            note=self.note,
+            prompt_id=self.prompt_id,
+        )
+
+
+@strawberry.input(description="Only the fields given change; an explicit null clears a field.")
+class DiaryEntryPatch:
+    recorded_at: datetime | None = strawberry.UNSET
+    pain_now: int | None = strawberry.UNSET
+    pain_worst: int | None = strawberry.UNSET
+    pain_average: int | None = strawberry.UNSET
+    pain_locations: list[BodyRegion] | None = strawberry.UNSET  # type: ignore[valid-type]
+    sleep_hours: float | None = strawberry.UNSET
+    sleep_quality: int | None = strawberry.UNSET
+    mood: int | None = strawberry.UNSET
+    side_effects: list[SideEffectInput] | None = strawberry.UNSET
+    rescue_medication: bool | None = strawberry.UNSET
+    note: str | None = strawberry.UNSET
+    expected_version: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Refuse with CONFLICT if the entry has changed since this version."
+    )
+
+    def changes(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name == "expected_version" or value is strawberry.UNSET:
+                continue
+            if name == "side_effects" and value is not None:
+                value = [DomainSideEffectReport(s.code, s.severity) for s in value]
+            out[name] = value
+        return out
+
+
+@strawberry.type
+class FieldError:
+    code: str
+    field: str | None
+    message: str
+
+
+@strawberry.type
+class SyncResult:
+    client_id: UUID
+    status: SyncStatus  # type: ignore[valid-type]
+    entry: DiaryEntry | None
+    error: FieldError | None
+
+    @classmethod
+    def from_outcome(cls, outcome: SyncOutcome, index: int) -> SyncResult:
+        error = None
+        if outcome.error is not None:
+            ext = domain_extensions(outcome.error)
+            field = ext.get("field")
+            error = FieldError(
+                code=str(ext["code"]),
+                field=f"entries[{index}].{field}" if field else f"entries[{index}]",
+                message=outcome.error.message,
+            )
+        entry = DiaryEntry.from_model(outcome.entry) if outcome.entry is not None else None
+        return cls(client_id=outcome.client_id, status=outcome.status, entry=entry, error=error)
+

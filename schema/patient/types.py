@@ -1,0 +1,73 @@
+"""Patients as clinicians (and the patient themself) see them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from api.domain.patient.models import Patient as PatientModel
+from api.domain.patient.models import PatientStatus as DomainPatientStatus
+from schema.context import Info
+from schema.diary.operations import diary_page
+from schema.diary.types import DiaryEntry
+from schema.ids import to_id
+from schema.pagination import Connection
+
+PatientStatus = strawberry.enum(DomainPatientStatus)
+
+
+@strawberry.type
+class Patient:
+    id: strawberry.ID
+    display_name: str
+    status: PatientStatus  # type: ignore[valid-type]
+    timezone: str
+    diary_time: str
+    quiet_hours_start: str
+    quiet_hours_end: str
+    notifications_enabled: bool
+    created_at: datetime
+    activated_at: datetime | None
+    _model: strawberry.Private[PatientModel]
+
+    @classmethod
+    def from_model(cls, p: PatientModel) -> Patient:
+        return cls(
+            id=to_id(p.id),
+            display_name=p.display_name,
+            status=p.status,
+            timezone=p.timezone,
+            diary_time=p.diary_time,
+            quiet_hours_start=p.quiet_hours_start,
+            quiet_hours_end=p.quiet_hours_end,
+            notifications_enabled=p.notifications_enabled,
+            created_at=p.created_at,
+            activated_at=p.activated_at,
+            _model=p,
+        )
+
+    @strawberry.field(description="Entries newest first; from is inclusive, to exclusive.")
+    async def diary(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        include_deleted: bool = False,
+    ) -> Connection[DiaryEntry]:
+        return await diary_page(info, self.id, first, after, from_, to, include_deleted)
+
+    @strawberry.field(description="The newest entry that is not entered in error.")
+    async def last_entry(self, info: Info) -> DiaryEntry | None:
+        entry = await info.context.loaders.latest_entry.load(self._model.id)
+        return DiaryEntry.from_model(entry) if entry else None
+
+    @strawberry.field(description="Sign-in email, once the patient has registered.")
+    async def email(self, info: Info) -> str | None:
+        if self._model.account_id is None:
+            return None
+        account = await info.context.loaders.account.load(self._model.account_id)
+        return account.email if account else None

@@ -26,9 +26,7 @@ from api.settings import Settings
 from schema import build_schema
 
 
-def create_app(
-    settings: Settings, *, manage_orm: bool = True, clock: Callable[[], datetime] = utc_now
-) -> Starlette:
+def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[], datetime] = utc_now) -> Starlette:
     """`manage_orm=False` leaves Tortoise to the caller (tests that already hold a database context)."""
     services = build_services(settings)
     graphql = InterludeGraphQL(
@@ -90,7 +88,7 @@ class Readiness:
             await Tortoise.get_connection("default").execute_query("SELECT 1")
             # Once seen complete, the plan need not be rebuilt: migrations never go away under a running app.
             self._migrated = self._migrated or await migrations.pending() == 0
-        except Exception:  # noqa: BLE001 -- any failure to reach the database means "not ready"
+        except Exception:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         if not self._migrated:
             return JSONResponse({"status": "unavailable", "database": "migrations pending"}, status_code=503)

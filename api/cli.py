@@ -9,15 +9,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from uuid import UUID
 
+import uvicorn
 from pydantic import ValidationError
 from tortoise.context import TortoiseContext
 
+from api import demo, migrations
+from api.app import create_app
+from api.container import build_services
 from api.db import tortoise_config
 from api.domain.actor import Role
 from api.domain.clock import utc_now
 from api.domain.errors import DomainError
 from api.logging import configure_logging
 from api.settings import Settings
+from schema import build_schema
 
 EXIT_USAGE = 2
 
@@ -97,8 +102,6 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
     async def run() -> int:
         async with TortoiseContext() as ctx:
             await ctx.init(config=tortoise_config(settings.database_url))
-            from api import migrations
-
             if await migrations.pending():
                 raise CliError("the database is not migrated; run `interlude migrate` first")
             return await work()
@@ -107,26 +110,18 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from api.app import create_app
-
     app = create_app(settings)
     uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_config=None)
     return 0
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from api import migrations
-
     asyncio.run(migrations.apply(settings.database_url))
     print("migrations applied")
     return 0
 
 
 def _check_migrations(_: Settings, __: argparse.Namespace) -> int:
-    from api import migrations
-
     missing = asyncio.run(migrations.missing_changes())
     if missing:
         print("models changed without a migration; run `tortoise makemigrations`:", ", ".join(missing), file=sys.stderr)
@@ -136,8 +131,6 @@ def _check_migrations(_: Settings, __: argparse.Namespace) -> int:
 
 
 def _create_clinic(settings: Settings, args: argparse.Namespace) -> int:
-    from api.container import build_services
-
     async def work() -> int:
         clinic = await build_services(settings).accounts.create_clinic(args.name, now=utc_now())
         print(f"created clinic {clinic.name!r}")
@@ -148,8 +141,6 @@ def _create_clinic(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
-    from api.container import build_services
-
     async def work() -> int:
         account = await build_services(settings).accounts.create_staff(
             args.clinic, Role(args.role.upper()), args.email, args.password, now=utc_now()
@@ -161,8 +152,6 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from api import demo
-    from api.container import build_services
 
     async def work() -> int:
         if await demo.seeded():
@@ -171,7 +160,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             raise CliError("the demo clinic exists already")
         print("seeding the demo clinic…", flush=True)
-        logins = await demo.seed(build_services(settings), now=utc_now(), progress=lambda s: print("  " + s, flush=True))
+        logins = await demo.seed(
+            build_services(settings), now=utc_now(), progress=lambda s: print("  " + s, flush=True)
+        )
         print("\ndemo logins (development only):")
         for login in logins[:3]:
             print(f"  {login.role:<10} {login.email:<36} {login.password}")
@@ -182,8 +173,6 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
-    from schema import build_schema
-
     sdl = build_schema(production=False).as_str() + "\n"
     if args.output:
         args.output.write_text(sdl)

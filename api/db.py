@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from api.settings import Settings
+
 MODEL_MODULES = [
     "api.domain.account.models",
     "api.domain.patient.models",
@@ -25,12 +27,9 @@ def tortoise_config(database_url: str) -> dict[str, object]:
     }
 
 
-
 def __getattr__(name: str) -> object:
     # Read by Tortoise's own CLI (`tortoise makemigrations`) through [tool.tortoise] in pyproject.toml;
     # computed on access so that importing this module never reads the environment.
     if name == "TORTOISE_ORM":
-        from api.settings import Settings
-
         return tortoise_config(Settings().database_url)
     raise AttributeError(name)

@@ -22,8 +22,28 @@ ADMIN_EMAIL = "admin@demo.interlude.test"
 PATIENTS = 20
 DAYS = 90
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London")
-FIRST_NAMES = ("Ada", "Ben", "Cleo", "Dev", "Esme", "Finn", "Gia", "Hugo", "Iris", "Jon",
-               "Kai", "Lena", "Milo", "Nora", "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tess")
+FIRST_NAMES = (
+    "Ada",
+    "Ben",
+    "Cleo",
+    "Dev",
+    "Esme",
+    "Finn",
+    "Gia",
+    "Hugo",
+    "Iris",
+    "Jon",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nora",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tess",
+)
 NAMESPACE = UUID("6f1c1b8e-3c1a-4f57-9a54-2f0c0f1d7a10")
 
 
@@ -54,7 +74,9 @@ async def seed(services: Services, *, now: datetime, progress: Callable[[str], N
         session = await services.patients.register(
             invite_code=invite.code, email=email, password=PASSWORD, timezone=None, ip=None, now=joined
         )
-        patient = Actor(account_id=session.account.id, role=Role.PATIENT, clinic_id=clinic.id, patient_id=invite.patient.id)
+        patient = Actor(
+            account_id=session.account.id, role=Role.PATIENT, clinic_id=clinic.id, patient_id=invite.patient.id
+        )
         entries = _diary(rng, patient_no=n, zone=ZoneInfo(zone), now=now)
         outcomes = await services.diary.sync(patient, entries, now=now)
         refused = [o for o in outcomes if o.error is not None]
@@ -104,4 +126,3 @@ def _infusion_days(rng: random.Random) -> list[int]:
     start = rng.randint(8, 14)
     series = [start + offset for offset in (0, 2, 4, 7, 9)]
     return [*series, start + rng.randint(40, 50)]
-

@@ -32,5 +32,6 @@ async def missing_changes() -> list[str]:
     apps_dict: dict[str, Any] = config["apps"]  # type: ignore[assignment]
     async with TortoiseContext() as ctx:
         await ctx.init(config=config)
+        assert ctx.apps is not None  # noqa: S101 -- init() just loaded them
         writers = await MigrationAutodetector(ctx.apps, apps_dict).changes()
     return [f"{w.app_label}.{w.name}" for w in writers]

@@ -55,7 +55,9 @@ class ErrorPolicy(SchemaExtension):
             return _with(error, error.message, domain_extensions(cause))
         if cause is None or error.path is None:
             # Raised before execution (syntax, validation, variable coercion): a path-less error is the caller's.
-            extensions: dict[str, object] = {"code": (error.extensions or {}).get("code", ErrorCode.BAD_USER_INPUT.value)}
+            extensions: dict[str, object] = {
+                "code": (error.extensions or {}).get("code", ErrorCode.BAD_USER_INPUT.value)
+            }
             if field := _input_error_field(error.message):
                 extensions["field"] = field
             return _with(error, error.message, extensions)

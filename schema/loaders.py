@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 V = TypeVar("V")
 
 
-def _by_key(fetch: Callable[[list[UUID]], Awaitable[dict[UUID, V]]]) -> Callable[[Sequence[UUID]], Awaitable[list[V | None]]]:
+def _by_key(
+    fetch: Callable[[list[UUID]], Awaitable[dict[UUID, V]]],
+) -> Callable[[Sequence[UUID]], Awaitable[list[V | None]]]:
     async def load(keys: Sequence[UUID]) -> list[V | None]:
         found = await fetch(list(keys))
         return [found.get(k) for k in keys]

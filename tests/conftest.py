@@ -38,7 +38,7 @@ POSTGRES = os.environ.get("INTERLUDE_TEST_POSTGRES", "postgres://postgres@127.0.
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def test_settings(database_url: str = "sqlite://:memory:") -> Settings:
+def make_settings(database_url: str = "sqlite://:memory:") -> Settings:
     # Cheap argon2 parameters: the hashing code path is the same, only slower in production.
     return Settings(
         database_url=database_url,
@@ -104,7 +104,7 @@ async def db(database: Database) -> AsyncIterator[Database]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return test_settings()
+    return make_settings()
 
 
 @pytest.fixture(scope="session")
@@ -167,4 +167,3 @@ def count_queries() -> Iterator[QueryCounter]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
-

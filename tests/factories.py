@@ -15,7 +15,7 @@ from api.domain.diary.validation import DiaryInput
 from api.domain.patient.models import Patient
 from api.domain.services import Services
 
-PASSWORD = "correct horse battery"  # noqa: S105 -- test credential
+PASSWORD = "correct horse battery"
 _seq = itertools.count(1)
 
 
@@ -40,7 +40,9 @@ class Factory:
         self.now = now
 
     async def clinic(self, name: str | None = None) -> Clinic:
-        return await self.services.accounts.create_clinic(name or f"Clinic {next(_seq)}", now=self.now - timedelta(days=400))
+        return await self.services.accounts.create_clinic(
+            name or f"Clinic {next(_seq)}", now=self.now - timedelta(days=400)
+        )
 
     async def staff(self, clinic: Clinic, role: Role = Role.CLINICIAN, email: str | None = None) -> Staff:
         email = email or f"{role.value.lower()}{next(_seq)}@clinic.test"

@@ -54,5 +54,5 @@ class GraphQLClient:
             actor = Actor(actor.account_id, actor.role, actor.clinic_id, actor.patient_id, meta=meta)
         context = Context(services=self.services, now=now or self.now, actor=actor, meta=meta)
         result = await SCHEMA.execute(query, variable_values=variables, context_value=context)
-        errors = [e.formatted for e in result.errors or []]
+        errors = [dict(e.formatted) for e in result.errors or []]
         return Result(data=result.data, errors=errors)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from uuid import UUID
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     PATIENT = "PATIENT"
     CLINICIAN = "CLINICIAN"
     ADMIN = "ADMIN"

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from tortoise.expressions import Q
@@ -59,7 +59,9 @@ def after_filter(field: str, cursor: str | None, parse_key: Callable[[str], date
         return Q()
     key, row_id = decode_cursor(cursor, parse_key)
     op = "lt" if descending else "gt"
-    return Q(**{f"{field}__{op}": key}) | Q(**{field: key, f"id__{op}": row_id})
+    before: dict[str, Any] = {f"{field}__{op}": key}
+    tied: dict[str, Any] = {field: key, f"id__{op}": row_id}
+    return Q(**before) | Q(**tied)
 
 
 def make_page(rows: Sequence[T], size: int, key_of: Callable[[T], tuple[datetime | str, UUID]]) -> Page[T]:

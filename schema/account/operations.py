@@ -26,13 +26,17 @@ class AccountQuery:
 
 @strawberry.type
 class AccountMutation:
-    @strawberry.mutation(description="Throttled per account and per address; the answer never says whether an email exists.")
+    @strawberry.mutation(
+        description="Throttled per account and per address; the answer never says whether an email exists."
+    )
     async def login(self, info: Info, email: str, password: str, otp: str | None = None) -> AuthPayload:
         ctx = info.context
         session = await ctx.services.accounts.login(email, password, ip=ctx.meta.ip, now=ctx.now)
         return AuthPayload.from_session(session)
 
-    @strawberry.mutation(description="Rotates the refresh token; presenting a rotated token ends every session of its family.")
+    @strawberry.mutation(
+        description="Rotates the refresh token; presenting a rotated token ends every session of its family."
+    )
     async def refresh_session(self, info: Info, refresh_token: str) -> AuthPayload:
         ctx = info.context
         return AuthPayload.from_session(await ctx.services.accounts.refresh(refresh_token, now=ctx.now))
@@ -43,7 +47,7 @@ class AccountMutation:
         return await ctx.services.accounts.logout(refresh_token, now=ctx.now)
 
     @strawberry.mutation(description="Consumes an invite code and creates the patient's account.")
-    async def register_patient(self, info: Info, input: RegisterPatientInput) -> AuthPayload:  # noqa: A002 -- contract name
+    async def register_patient(self, info: Info, input: RegisterPatientInput) -> AuthPayload:
         ctx = info.context
         session = await ctx.services.patients.register(
             invite_code=input.invite_code,

@@ -16,13 +16,24 @@ DiaryEntryConnection = Connection[DiaryEntry]
 
 
 async def diary_page(
-    info: Info, patient_id: strawberry.ID | str, first: int | None, after: str | None,
-    start: datetime | None, end: datetime | None, include_deleted: bool,
+    info: Info,
+    patient_id: strawberry.ID | str,
+    first: int | None,
+    after: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    include_deleted: bool,
 ) -> Connection[DiaryEntry]:
     ctx = info.context
-    page = await ctx.services.diary.list(
-        ctx.require_actor(), parse_id(patient_id, "patient"),
-        first=first, after=after, start=start, end=end, include_deleted=include_deleted, now=ctx.now,
+    page = await ctx.services.diary.entries(
+        ctx.require_actor(),
+        parse_id(patient_id, "patient"),
+        first=first,
+        after=after,
+        start=start,
+        end=end,
+        include_deleted=include_deleted,
+        now=ctx.now,
     )
     return Connection[DiaryEntry].from_page(page, DiaryEntry.from_model)
 
@@ -46,7 +57,7 @@ class DiaryQuery:
 @strawberry.type
 class DiaryMutation:
     @strawberry.mutation(description="Idempotent on input.clientId: a resend returns the stored entry.")
-    async def log_diary_entry(self, info: Info, input: DiaryEntryInput) -> DiaryEntry:  # noqa: A002 -- contract name
+    async def log_diary_entry(self, info: Info, input: DiaryEntryInput) -> DiaryEntry:
         ctx = info.context
         entry = await ctx.services.diary.log(ctx.require_actor(), input.to_domain(), now=ctx.now)
         return DiaryEntry.from_model(entry)
@@ -59,17 +70,23 @@ class DiaryMutation:
 
     @strawberry.mutation(description="Changes an entry; the previous version is kept as a revision.")
     async def update_diary_entry(
-        self, info: Info, id: strawberry.ID, input: DiaryEntryPatch  # noqa: A002 -- contract names
+        self,
+        info: Info,
+        id: strawberry.ID,
+        input: DiaryEntryPatch,
     ) -> DiaryEntry:
         ctx = info.context
         entry = await ctx.services.diary.update(
-            ctx.require_actor(), parse_id(id, "diary entry"), input.changes(),
-            expected_version=input.expected_version or None, now=ctx.now,
+            ctx.require_actor(),
+            parse_id(id, "diary entry"),
+            input.changes(),
+            expected_version=input.expected_version or None,
+            now=ctx.now,
         )
         return DiaryEntry.from_model(entry)
 
     @strawberry.mutation(description="Marks an entry as entered in error. Nothing is erased.")
-    async def delete_diary_entry(self, info: Info, id: strawberry.ID) -> DiaryEntry:  # noqa: A002 -- contract name
+    async def delete_diary_entry(self, info: Info, id: strawberry.ID) -> DiaryEntry:
         ctx = info.context
         entry = await ctx.services.diary.delete(ctx.require_actor(), parse_id(id, "diary entry"), now=ctx.now)
         return DiaryEntry.from_model(entry)

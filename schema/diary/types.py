@@ -11,7 +11,8 @@ from api.domain.diary import vocabulary
 from api.domain.diary.models import DiaryEntry as DiaryEntryModel
 from api.domain.diary.service import SyncOutcome
 from api.domain.diary.service import SyncStatus as DomainSyncStatus
-from api.domain.diary.validation import DiaryInput, SideEffectReport as DomainSideEffectReport
+from api.domain.diary.validation import DiaryInput
+from api.domain.diary.validation import SideEffectReport as DomainSideEffectReport
 from schema.errors import domain_extensions
 from schema.ids import to_id
 
@@ -65,7 +66,9 @@ class DiaryEntry:
             sleep_hours=float(e.sleep_hours) if e.sleep_hours is not None else None,
             sleep_quality=e.sleep_quality,
             mood=e.mood,
-            side_effects=[SideEffectReport(code=vocabulary.SideEffect(s["code"]), severity=s["severity"]) for s in e.side_effects],
+            side_effects=[
+                SideEffectReport(code=vocabulary.SideEffect(s["code"]), severity=s["severity"]) for s in e.side_effects
+            ],
             rescue_medication=e.rescue_medication,
             note=e.note,
             prompt_id=to_id(e.prompt_id) if e.prompt_id else None,
@@ -168,4 +171,3 @@ class SyncResult:
             )
         entry = DiaryEntry.from_model(outcome.entry) if outcome.entry is not None else None
         return cls(client_id=outcome.client_id, status=outcome.status, entry=entry, error=error)
-

@@ -38,13 +38,13 @@ class PatientQuery:
         status: PatientStatus | None = None,  # type: ignore[valid-type]
     ) -> Connection[Patient]:
         ctx = info.context
-        page = await ctx.services.patients.list(
+        page = await ctx.services.patients.search(
             ctx.require_actor(), first=first, after=after, search=search, status=status, now=ctx.now
         )
         return Connection[Patient].from_page(page, Patient.from_model)
 
     @strawberry.field(description="One patient; null when missing or not visible to you.")
-    async def patient(self, info: Info, id: strawberry.ID) -> Patient | None:  # noqa: A002 -- contract name
+    async def patient(self, info: Info, id: strawberry.ID) -> Patient | None:
         ctx = info.context
         patient = await ctx.services.patients.get(ctx.require_actor(), parse_id(id, "patient"), now=ctx.now)
         return Patient.from_model(patient)
@@ -53,9 +53,13 @@ class PatientQuery:
 @strawberry.type
 class PatientMutation:
     @strawberry.mutation(description="Clinic staff: create a patient and a one-time code valid for 72 hours.")
-    async def invite_patient(self, info: Info, input: InvitePatientInput) -> Invite:  # noqa: A002 -- contract name
+    async def invite_patient(self, info: Info, input: InvitePatientInput) -> Invite:
         ctx = info.context
         issued = await ctx.services.patients.invite(
-            ctx.require_actor(), display_name=input.display_name, email=input.email, timezone=input.timezone, now=ctx.now
+            ctx.require_actor(),
+            display_name=input.display_name,
+            email=input.email,
+            timezone=input.timezone,
+            now=ctx.now,
         )
         return Invite(code=issued.code, expires_at=issued.expires_at, patient=Patient.from_model(issued.patient))

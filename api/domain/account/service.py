@@ -10,13 +10,13 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from api.domain.account.emails import check_email
 from api.domain.account.models import Account, Clinic, RefreshToken
 from api.domain.account.passwords import Passwords, check_password_policy
 from api.domain.account.throttle import Throttle, ThrottleRule
 from api.domain.account.tokens import AccessTokens, new_opaque_token, sha256_hex
 from api.domain.actor import Actor, Role
 from api.domain.errors import BadInput, Conflict, NotFound, Unauthenticated
-from api.domain.account.emails import check_email
 from api.domain.patient.models import Patient, PatientStatus
 
 INVALID_LOGIN = "invalid email or password"
@@ -66,7 +66,12 @@ class AccountService:
         return await Patient.filter(account_id=account.id, status__in=_SIGN_IN_STATUSES).exists()
 
     async def open_session(
-        self, account: Account, *, now: datetime, family_id: UUID | None = None, using_db: BaseDBAsyncClient | None = None
+        self,
+        account: Account,
+        *,
+        now: datetime,
+        family_id: UUID | None = None,
+        using_db: BaseDBAsyncClient | None = None,
     ) -> Session:
         refresh = new_opaque_token()
         await RefreshToken.create(
@@ -77,7 +82,7 @@ class AccountService:
             expires_at=now + self.policy.refresh_ttl,
             using_db=using_db,
         )
-        patient = await Patient.get_or_none(account_id=account.id).using_db(using_db)
+        patient = await Patient.get_or_none(account_id=account.id, using_db=using_db)
         access, expires_at = self.tokens.issue(
             account_id=account.id,
             role=account.role,
@@ -89,12 +94,12 @@ class AccountService:
 
     async def refresh(self, refresh_token: str, *, now: datetime) -> Session:
         async with in_transaction() as conn:
-            token = await RefreshToken.get_or_none(token_hash=sha256_hex(refresh_token)).using_db(conn)
+            token = await RefreshToken.get_or_none(token_hash=sha256_hex(refresh_token), using_db=conn)
             if token is None or token.revoked_at is not None or token.expires_at <= now:
                 raise Unauthenticated("refresh token is not valid")
             # Conditional update: of two concurrent refreshes with one token, exactly one wins.
             won = await RefreshToken.filter(id=token.id, rotated_at=None).using_db(conn).update(rotated_at=now)
-            account = await Account.get(id=token.account_id).using_db(conn)
+            account = await Account.get(id=token.account_id, using_db=conn)
             if won and account.is_active and await self._may_sign_in(account):
                 return await self.open_session(account, now=now, family_id=token.family_id, using_db=conn)
         # A rotated token presented again means it was copied: end every session of that family.

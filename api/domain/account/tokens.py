@@ -35,7 +35,9 @@ class AccessTokens:
         # Names the key without revealing it; lets a later key rotation accept old tokens by kid.
         return sha256_hex("kid:" + self.secret_key)[:12]
 
-    def issue(self, *, account_id: UUID, role: Role, clinic_id: UUID, patient_id: UUID | None, now: datetime) -> tuple[str, datetime]:
+    def issue(
+        self, *, account_id: UUID, role: Role, clinic_id: UUID, patient_id: UUID | None, now: datetime
+    ) -> tuple[str, datetime]:
         expires_at = now + self.ttl
         claims = {
             "iss": ISSUER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,7 @@ MAX_SYNC = 200
 WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
 
 
-class SyncStatus(str, Enum):
+class SyncStatus(StrEnum):
     CREATED = "CREATED"
     UNCHANGED = "UNCHANGED"
     CONFLICT = "CONFLICT"
@@ -144,7 +144,7 @@ class DiaryService:
                 await entry.save(using_db=conn, update_fields=["deleted_at", "version", "updated_at"])
         return entry
 
-    async def list(
+    async def entries(
         self,
         actor: Actor,
         patient_id: UUID,
@@ -194,9 +194,7 @@ class DiaryService:
         return patient
 
     async def _own_entry(self, patient: Patient, entry_id: UUID, conn: Any) -> DiaryEntry:
-        entry = (
-            await DiaryEntry.filter(id=entry_id, patient_id=patient.id).select_for_update().using_db(conn).first()
-        )
+        entry = await DiaryEntry.filter(id=entry_id, patient_id=patient.id).select_for_update().using_db(conn).first()
         if entry is None:
             raise NotFound("diary entry", field="id")
         return entry

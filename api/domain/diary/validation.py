@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -120,10 +120,13 @@ def _sleep_hours(value: float | Decimal | None) -> Decimal | None:
     return hours.quantize(Decimal("0.01"))
 
 
-def _side_effects(value: list[SideEffectReport] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _side_effects(value: Sequence[SideEffectReport | Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, item in enumerate(value or []):
-        report = item if isinstance(item, SideEffectReport) else SideEffectReport(SideEffect(item["code"]), item["severity"])
+        if isinstance(item, SideEffectReport):
+            report = item
+        else:
+            report = SideEffectReport(SideEffect(item["code"]), item["severity"])
         if not 0 <= report.severity <= 3:
             raise BadInput(f"side_effects[{i}].severity", "must be between 0 and 3")
         out.append({"code": SideEffect(report.code).value, "severity": report.severity})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class BodyRegion(str, Enum):
+class BodyRegion(StrEnum):
     HEAD = "HEAD"
     FACE = "FACE"
     NECK = "NECK"
@@ -31,7 +31,7 @@ class BodyRegion(str, Enum):
     WIDESPREAD = "WIDESPREAD"
 
 
-class SideEffect(str, Enum):
+class SideEffect(StrEnum):
     """Post-infusion effects to ask about (research/domain.md §3.2)."""
 
     NAUSEA = "NAUSEA"

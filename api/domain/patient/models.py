@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from uuid import UUID, uuid4
 
 from tortoise import fields
@@ -11,7 +11,7 @@ from tortoise.models import Model
 from api.domain.account.models import Account, Clinic
 
 
-class PatientStatus(str, Enum):
+class PatientStatus(StrEnum):
     INVITED = "INVITED"
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
@@ -40,7 +40,7 @@ class Patient(Model):
     activated_at = fields.DatetimeField(null=True)
 
     clinic_id: UUID
-    account_id: UUID
+    account_id: UUID | None
 
     class Meta:
         table = "patient"
@@ -64,6 +64,7 @@ class Invite(Model):
     used_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
 
+    clinic_id: UUID
     patient_id: UUID
 
     class Meta:

@@ -12,8 +12,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
-from api.domain.account.models import Account
 from api.domain.account.emails import check_email
+from api.domain.account.models import Account
 from api.domain.account.passwords import check_password_policy
 from api.domain.account.service import AccountService, Session
 from api.domain.account.throttle import ThrottleRule
@@ -48,7 +48,9 @@ class PatientService:
         self.invite_ttl = invite_ttl
         self.register_rule = register_rule
 
-    async def invite(self, actor: Actor, *, display_name: str, email: str | None, timezone: str, now: datetime) -> IssuedInvite:
+    async def invite(
+        self, actor: Actor, *, display_name: str, email: str | None, timezone: str, now: datetime
+    ) -> IssuedInvite:
         require_staff(actor)
         name = display_name.strip()
         if not 1 <= len(name) <= MAX_NAME:
@@ -76,7 +78,9 @@ class PatientService:
                 created_at=now,
                 using_db=conn,
             )
-            await audit.record(actor, "patient.invite", [patient.id], now=now, object_id=invite.id, write=True, using_db=conn)
+            await audit.record(
+                actor, "patient.invite", [patient.id], now=now, object_id=invite.id, write=True, using_db=conn
+            )
         pretty = "-".join(code[i : i + 4] for i in range(0, CODE_LENGTH, 4))
         return IssuedInvite(code=pretty, expires_at=invite.expires_at, patient=patient)
 
@@ -101,7 +105,7 @@ class PatientService:
                 consumed = await Invite.filter(id=invite.id, used_at=None).using_db(conn).update(used_at=now)
                 if not consumed:
                     raise Unauthenticated("invite code is not valid")
-                patient = await Patient.get(id=invite.patient_id).select_for_update().using_db(conn)
+                patient = await Patient.filter(id=invite.patient_id).select_for_update().using_db(conn).get()
                 if patient.status is not PatientStatus.INVITED:
                     raise Unauthenticated("invite code is not valid")
                 account = await Account.create(
@@ -127,7 +131,7 @@ class PatientService:
         await audit.record(actor, "patient.read", [patient.id], now=now)
         return patient
 
-    async def list(
+    async def search(
         self,
         actor: Actor,
         *,
@@ -161,4 +165,4 @@ class PatientService:
         rows = await Patient.filter(account_id__in=account_ids, clinic_id=actor.clinic_id).exclude(
             status=PatientStatus.ERASED
         )
-        return {p.account_id: p for p in rows}
+        return {p.account_id: p for p in rows if p.account_id is not None}

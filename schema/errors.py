@@ -17,8 +17,11 @@ from api.domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("interlude.graphql")
 
-_VARIABLE_PATH = re.compile(r"at '([^']+)'")
-_VARIABLE_NAME = re.compile(r"Variable '\$(\w+)'")
+# graphql-core 3.3: "Variable '$input' has invalid value at .sideEffects[0].severity: …",
+# "Variable '$email' of required type 'String!' was not provided.", "… of non-null type … must not be null."
+_VARIABLE = re.compile(r"^Variable '\$(\w+)'(?: has invalid (?:default )?value(?: at ((?:\.\w+|\[\d+\])+))?:)?")
+# The inner message names a field of an input object that is missing or unknown.
+_INPUT_FIELD = re.compile(r"to include required field '(\w+)'|not to include unknown field '(\w+)'")
 
 
 def camel(path: str) -> str:
@@ -33,12 +36,38 @@ def domain_extensions(error: DomainError) -> dict[str, object]:
     return extensions
 
 
-def _input_error_field(message: str) -> str | None:
-    if match := _VARIABLE_PATH.search(message):
-        return match.group(1)
-    if match := _VARIABLE_NAME.search(message):
-        return match.group(1)
-    return None
+def input_error_field(message: str) -> str | None:
+    """The variable path a coercion error is about, e.g. `input.clientId`; None for other errors."""
+    match = _VARIABLE.match(message)
+    if match is None:
+        return None
+    field = match.group(1) + (match.group(2) or "")
+    if inner := _INPUT_FIELD.search(message, match.end()):
+        field += "." + (inner.group(1) or inner.group(2))
+    return field
+
+
+def has_code(error: GraphQLError) -> bool:
+    return bool((error.extensions or {}).get("code"))
+
+
+def public_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    """The error as the caller may see it. An unexpected failure is logged here, with its traceback."""
+    cause = error.original_error
+    if isinstance(cause, DomainError):
+        return _with(error, error.message, domain_extensions(cause))
+    if error.path is None and (cause is None or isinstance(cause, GraphQLError)):
+        # Raised before execution (syntax, validation, variable coercion): the request itself is at fault.
+        extensions: dict[str, object] = {"code": (error.extensions or {}).get("code", ErrorCode.BAD_USER_INPUT.value)}
+        if field := input_error_field(error.message):
+            extensions["field"] = field
+        return _with(error, error.message, extensions)
+    log.error(
+        "graphql.unexpected_error",
+        exc_info=(type(cause), cause, cause.__traceback__) if cause is not None else None,
+        extra={"request_id": request_id, "path": list(error.path or [])},
+    )
+    return _with(error, "Internal error", {"code": ErrorCode.INTERNAL.value, "requestId": request_id})
 
 
 class ErrorPolicy(SchemaExtension):
@@ -47,32 +76,23 @@ class ErrorPolicy(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [self._public(error) for error in errors]
-
-    def _public(self, error: GraphQLError) -> GraphQLError:
-        cause = error.original_error
-        if isinstance(cause, DomainError):
-            return _with(error, error.message, domain_extensions(cause))
-        if cause is None or error.path is None:
-            # Raised before execution (syntax, validation, variable coercion): a path-less error is the caller's.
-            extensions: dict[str, object] = {
-                "code": (error.extensions or {}).get("code", ErrorCode.BAD_USER_INPUT.value)
-            }
-            if field := _input_error_field(error.message):
-                extensions["field"] = field
-            return _with(error, error.message, extensions)
-        request_id = self._request_id()
-        log.error(
-            "graphql.unexpected_error",
-            exc_info=(type(cause), cause, cause.__traceback__),
-            extra={"request_id": request_id, "path": list(error.path or [])},
-        )
-        return _with(error, "Internal error", {"code": ErrorCode.INTERNAL.value, "requestId": request_id})
+            request_id = self._request_id()
+            result.errors = [e if _already_public(e) else public_error(e, request_id) for e in errors]
+            # Codes only: messages of refused requests may quote the caller's variables (health data, emails).
+            log.info("graphql.errors", extra={"request_id": request_id, "codes": _codes(result.errors)})
 
     def _request_id(self) -> str:
         context = self.execution_context.context
         meta = getattr(context, "meta", None)
         return getattr(meta, "request_id", "") or ""
+
+
+def _already_public(error: GraphQLError) -> bool:
+    return has_code(error) and error.original_error is None
+
+
+def _codes(errors: list[GraphQLError]) -> list[str]:
+    return [str((e.extensions or {}).get("code", "")) for e in errors]
 
 
 def _with(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:

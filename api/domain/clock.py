@@ -12,7 +12,14 @@ def utc_now() -> datetime:
 
 
 def require_aware(value: datetime, field: str) -> datetime:
-    """Return `value` in UTC, refusing naive datetimes (they have no meaning for a patient in another zone)."""
+    """`value` in UTC. Refuses naive datetimes (meaningless for a patient in another zone) and instants with no
+    UTC equivalent (0001-01-01 at +01:00).
+
+    Stored and compared instants are always UTC: SQLite compares them as text, so a "-05:00" would sort wrongly.
+    """
     if value.tzinfo is None or value.utcoffset() is None:
         raise BadInput(field, "must carry a UTC offset")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadInput(field, "is out of range") from exc

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -48,9 +48,22 @@ def encode_cursor(key: datetime | str, row_id: UUID) -> str:
 def decode_cursor(cursor: str, parse_key: Callable[[str], datetime | str]) -> tuple[datetime | str, UUID]:
     try:
         raw, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(raw, str) or not isinstance(row_id, str):
+            raise TypeError("cursor parts must be strings")
         return parse_key(raw), UUID(row_id)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise BadInput("after", "is not a cursor from this list") from exc
+
+
+def parse_instant(raw: str) -> datetime:
+    """A cursor's instant in UTC, as rows are stored; one without an offset was not written by us."""
+    instant = datetime.fromisoformat(raw)
+    if instant.utcoffset() is None:
+        raise ValueError("cursor instant has no offset")
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("cursor instant is out of range") from exc
 
 
 def after_filter(field: str, cursor: str | None, parse_key: Callable[[str], datetime | str], *, descending: bool) -> Q:

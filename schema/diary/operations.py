@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from api.domain.patient.access import require_patient
 from schema.context import Info
 from schema.diary.types import DiaryEntry, DiaryEntryInput, DiaryEntryPatch, SyncResult
 from schema.ids import parse_id
@@ -50,8 +51,9 @@ class DiaryQuery:
         to: datetime | None = None,
         include_deleted: bool = False,
     ) -> Connection[DiaryEntry]:
-        actor = info.context.require_actor()
-        return await diary_page(info, str(actor.patient_id), first, after, from_, to, include_deleted)
+        # Staff have no diary of their own: FORBIDDEN, not the NOT_FOUND of looking up patient "None".
+        patient_id = require_patient(info.context.require_actor())
+        return await diary_page(info, str(patient_id), first, after, from_, to, include_deleted)
 
 
 @strawberry.type
@@ -80,7 +82,8 @@ class DiaryMutation:
             ctx.require_actor(),
             parse_id(id, "diary entry"),
             input.changes(),
-            expected_version=input.expected_version or None,
+            # Not `or None`: 0 is a version the caller expects (and a stale one), not "no expectation".
+            expected_version=None if input.expected_version is strawberry.UNSET else input.expected_version,
             now=ctx.now,
         )
         return DiaryEntry.from_model(entry)

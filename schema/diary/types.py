@@ -11,7 +11,7 @@ from api.domain.diary import vocabulary
 from api.domain.diary.models import DiaryEntry as DiaryEntryModel
 from api.domain.diary.service import SyncOutcome
 from api.domain.diary.service import SyncStatus as DomainSyncStatus
-from api.domain.diary.validation import DiaryInput
+from api.domain.diary.validation import WHOLE_ENTRY, DiaryInput
 from api.domain.diary.validation import SideEffectReport as DomainSideEffectReport
 from schema.errors import domain_extensions
 from schema.ids import to_id
@@ -164,10 +164,8 @@ class SyncResult:
         if outcome.error is not None:
             ext = domain_extensions(outcome.error)
             field = ext.get("field")
-            error = FieldError(
-                code=str(ext["code"]),
-                field=f"entries[{index}].{field}" if field else f"entries[{index}]",
-                message=outcome.error.message,
-            )
+            # A refusal of the entry as a whole names the item itself: there is no `input` inside `entries`.
+            inner = f".{field}" if field and field != WHOLE_ENTRY else ""
+            error = FieldError(code=str(ext["code"]), field=f"entries[{index}]{inner}", message=outcome.error.message)
         entry = DiaryEntry.from_model(outcome.entry) if outcome.entry is not None else None
         return cls(client_id=outcome.client_id, status=outcome.status, entry=entry, error=error)

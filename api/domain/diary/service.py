@@ -10,14 +10,24 @@ from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
 from api.domain.actor import Actor
+from api.domain.clock import require_aware
 from api.domain.diary.models import DiaryEntry, DiaryEntryRevision
-from api.domain.diary.validation import MEASURE_FIELDS, PATCHABLE, Content, DiaryInput, Window, build_content
+from api.domain.diary.validation import (
+    MEASURE_FIELDS,
+    PATCHABLE,
+    Content,
+    DiaryInput,
+    Window,
+    build_content,
+)
 from api.domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound
-from api.domain.paging import Page, after_filter, make_page, page_size
+from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient, PatientStatus
 
@@ -59,9 +69,9 @@ class DiaryService:
 
     async def sync(self, actor: Actor, items: list[DiaryInput], *, now: datetime) -> list[SyncOutcome]:
         """Each item stands alone: one bad item never blocks the others, and the batch is safe to resend."""
+        patient = await self._writer(actor)
         if len(items) > MAX_SYNC:
             raise BadInput("entries", f"at most {MAX_SYNC} entries per call")
-        patient = await self._writer(actor)
         window = self._window(patient, now)
         existing = {
             e.client_id: e
@@ -157,31 +167,31 @@ class DiaryService:
         now: datetime,
     ) -> Page[DiaryEntry]:
         size = page_size(first)
+        page_after = after_filter("recorded_at", after, parse_instant, descending=True)
         patient = await reachable_patient(actor, patient_id)
         query = DiaryEntry.filter(patient_id=patient.id)
+        # Bounds go to the database in UTC: SQLite compares instants as text, so "-05:00" would sort wrongly.
         if start is not None:
-            query = query.filter(recorded_at__gte=start)
+            query = query.filter(recorded_at__gte=require_aware(start, "from"))
         if end is not None:
-            query = query.filter(recorded_at__lt=end)
+            query = query.filter(recorded_at__lt=require_aware(end, "to"))
         if not include_deleted:
             query = query.filter(deleted_at=None)
-        rows = await (
-            query.filter(after_filter("recorded_at", after, datetime.fromisoformat, descending=True))
-            .order_by("-recorded_at", "-id")
-            .limit(size + 1)
-        )
+        rows = await query.filter(page_after).order_by("-recorded_at", "-id").limit(size + 1)
         await audit.record(actor, "diary.read", [patient.id], now=now)
         return make_page(rows, size, lambda e: (e.recorded_at, e.id))
 
     async def latest_by_patient(self, actor: Actor, patient_ids: list[UUID]) -> dict[UUID, DiaryEntry]:
-        """For loaders: each reachable patient's newest live entry, in one query."""
+        """For loaders: each reachable patient's newest live entry, in two queries whatever the history's length."""
         if actor.is_patient:
             patient_ids = [p for p in patient_ids if p == actor.patient_id]
-        rows = (
-            await DiaryEntry.filter(patient_id__in=patient_ids, clinic_id=actor.clinic_id, deleted_at=None)
-            .order_by("patient_id", "-recorded_at", "-id")
-            .distinct()
-        )
+        live = DiaryEntry.filter(patient_id__in=patient_ids, clinic_id=actor.clinic_id, deleted_at=None)
+        newest = await live.group_by("patient_id").annotate(latest=Max("recorded_at")).values("patient_id", "latest")
+        if not newest:
+            return {}
+        at_newest = Q(*(Q(patient_id=r["patient_id"], recorded_at=r["latest"]) for r in newest), join_type="OR")
+        # Entries sharing the newest instant: the highest id wins, as in the diary's own (recordedAt, id) order.
+        rows = await live.filter(at_newest).order_by("patient_id", "-id")
         latest: dict[UUID, DiaryEntry] = {}
         for row in rows:
             latest.setdefault(row.patient_id, row)

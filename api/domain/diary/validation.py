@@ -19,6 +19,8 @@ MAX_NOTE = 2000
 SCORE_FIELDS = ("pain_now", "pain_worst", "pain_average", "sleep_quality", "mood")
 MEASURE_FIELDS = (*SCORE_FIELDS, "pain_locations", "sleep_hours", "side_effects", "rescue_medication", "note")
 PATCHABLE = frozenset({"recorded_at", *MEASURE_FIELDS})
+# The field named when the entry as a whole is refused (the `input` argument of logDiaryEntry).
+WHOLE_ENTRY = "input"
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,14 @@ def build_content(values: Mapping[str, Any], window: Window) -> Content:
     out["rescue_medication"] = values.get("rescue_medication")
     out["note"] = _note(values.get("note"))
     out["prompt_id"] = _prompt_id(values.get("prompt_id"))
-    if all(out[name] in (None, []) for name in MEASURE_FIELDS):
-        raise BadInput("input", "an entry must report at least one measure or a note")
+    if all(_is_empty(out[name]) for name in MEASURE_FIELDS):
+        raise BadInput(WHOLE_ENTRY, "an entry must report at least one measure or a note")
     return Content(out)
+
+
+def _is_empty(value: object) -> bool:
+    # 0 and False are answers; a blank note is not.
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
 def _score(value: int | None, name: str) -> int | None:
@@ -99,7 +106,10 @@ def _score(value: int | None, name: str) -> int | None:
 
 
 def _locations(value: list[BodyRegion] | list[str] | None) -> list[str]:
-    names = [BodyRegion(v).value for v in value or []]
+    try:
+        names = [BodyRegion(v).value for v in value or []]
+    except ValueError as exc:
+        raise BadInput("pain_locations", "names an unknown body region") from exc
     if len(set(names)) != len(names):
         raise BadInput("pain_locations", "lists a region twice")
     return names
@@ -123,13 +133,14 @@ def _sleep_hours(value: float | Decimal | None) -> Decimal | None:
 def _side_effects(value: Sequence[SideEffectReport | Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, item in enumerate(value or []):
-        if isinstance(item, SideEffectReport):
-            report = item
-        else:
-            report = SideEffectReport(SideEffect(item["code"]), item["severity"])
+        report = item if isinstance(item, SideEffectReport) else SideEffectReport(item["code"], item["severity"])
+        try:
+            code = SideEffect(report.code).value
+        except ValueError as exc:
+            raise BadInput(f"side_effects[{i}].code", "is not a known side effect") from exc
         if not 0 <= report.severity <= 3:
             raise BadInput(f"side_effects[{i}].severity", "must be between 0 and 3")
-        out.append({"code": SideEffect(report.code).value, "severity": report.severity})
+        out.append({"code": code, "severity": report.severity})
     codes = [e["code"] for e in out]
     if len(set(codes)) != len(codes):
         raise BadInput("side_effects", "lists an effect twice")
@@ -137,9 +148,23 @@ def _side_effects(value: Sequence[SideEffectReport | Mapping[str, Any]] | None) 
 
 
 def _note(value: str | None) -> str | None:
-    if value is not None and len(value) > MAX_NOTE:
+    if value is None:
+        return None
+    if len(value) > MAX_NOTE:
         raise BadInput("note", f"must be at most {MAX_NOTE} characters")
+    # PostgreSQL text cannot hold NUL and no backend can encode a lone surrogate: refuse them here rather than
+    # fail the insert (which would surface as an internal error and stop the rest of a sync batch).
+    if "\x00" in value or not _encodable(value):
+        raise BadInput("note", "contains characters that cannot be stored")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _prompt_id(value: str | UUID | None) -> UUID | None:

@@ -137,6 +137,7 @@ class Migration(migrations.Migration):
                 ('patient', fields.ForeignKeyField('models.Patient', source_field='patient_id', db_constraint=True, to_field='id', related_name='invites', on_delete=OnDelete.CASCADE)),
                 ('created_by', fields.ForeignKeyField('models.Account', source_field='created_by_id', null=True, db_constraint=True, to_field='id', related_name='invites_issued', on_delete=OnDelete.SET_NULL)),
                 ('code_hash', fields.CharField(unique=True, max_length=64)),
+                ('email_hash', fields.CharField(null=True, max_length=64)),
                 ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),

@@ -28,6 +28,8 @@ class Session:
     refresh_token: str
     expires_at: datetime
     account: Account
+    # The patient profile of a patient account, read with the session: the caller has no actor yet to load it.
+    patient: Patient | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ class AccountService:
             patient_id=patient.id if patient else None,
             now=now,
         )
-        return Session(access_token=access, refresh_token=refresh, expires_at=expires_at, account=account)
+        return Session(
+            access_token=access, refresh_token=refresh, expires_at=expires_at, account=account, patient=patient
+        )
 
     async def refresh(self, refresh_token: str, *, now: datetime) -> Session:
         async with in_transaction() as conn:

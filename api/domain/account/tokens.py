@@ -15,6 +15,8 @@ from api.domain.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 ISSUER = "interlude"
+# How far a token's issue time may lie ahead of our clock (replicas' clocks drift a little).
+CLOCK_LEEWAY = timedelta(seconds=60)
 
 
 def sha256_hex(value: str) -> str:
@@ -62,12 +64,20 @@ class AccessTokens:
                 self.secret_key,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "role", "cid"], "verify_exp": False},
+                # PyJWT would judge exp, iat and nbf by the wall clock; all time checks use the injected `now`.
+                options={
+                    "require": ["exp", "iat", "sub", "role", "cid"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
-        except jwt.PyJWTError as exc:
+            issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
             raise Unauthenticated("invalid access token") from exc
-        # Expiry is checked against the injected clock, not the wall clock, so tests can drive time.
-        if claims.get("typ") != "access" or int(claims["exp"]) <= now.timestamp():
+        if claims.get("typ") != "access" or issued_at > (now + CLOCK_LEEWAY).timestamp():
+            raise Unauthenticated("invalid access token")
+        if expires_at <= now.timestamp():
             raise Unauthenticated("access token expired")
         try:
             role = Role(claims["role"])

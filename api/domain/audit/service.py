@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.domain.actor import Actor, Role
 from api.domain.audit.models import AuditEvent, AuditSubject
 from api.domain.errors import Forbidden
-from api.domain.paging import Page, after_filter, make_page, page_size
+from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 
 
 async def record(
@@ -33,6 +33,27 @@ async def record(
     seen = actor.meta.audited_patients
     if not write and patients and all(p in seen for p in patients):
         return
+    # Marked before the first await: sibling fields of one query resolve concurrently, and each of them would
+    # otherwise find the patient unmarked and write its own event.
+    marked = {p for p in patients if p not in seen}
+    seen.update(marked)
+    try:
+        await _insert(actor, action, patients, now=now, object_id=object_id, using_db=using_db)
+    except BaseException:
+        # Not recorded after all: a later read in this request must try again rather than go unaudited.
+        seen.difference_update(marked)
+        raise
+
+
+async def _insert(
+    actor: Actor,
+    action: str,
+    patients: Sequence[UUID],
+    *,
+    now: datetime,
+    object_id: UUID | None,
+    using_db: BaseDBAsyncClient | None,
+) -> None:
     event = await AuditEvent.create(
         clinic_id=actor.clinic_id,
         actor_id=actor.account_id,
@@ -50,7 +71,6 @@ async def record(
         await AuditSubject.bulk_create(
             [AuditSubject(event_id=event.id, patient_id=p) for p in patients], using_db=using_db
         )
-    seen.update(patients)
 
 
 async def list_events(
@@ -62,10 +82,6 @@ async def list_events(
     query = AuditEvent.filter(clinic_id=actor.clinic_id)
     if patient_id is not None:
         query = query.filter(subjects__patient_id=patient_id)
-    rows = (
-        await query.filter(after_filter("created_at", after, datetime.fromisoformat, descending=True))
-        .order_by("-created_at", "-id")
-        .limit(size + 1)
-        .distinct()
-    )
+    page_after = after_filter("created_at", after, parse_instant, descending=True)
+    rows = await query.filter(page_after).order_by("-created_at", "-id").limit(size + 1).distinct()
     return make_page(rows, size, lambda e: (e.created_at, e.id))

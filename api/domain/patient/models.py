@@ -60,6 +60,8 @@ class Invite(Model):
     )
     # SHA-256 of the code: the code has 80+ bits of entropy, so a fast hash cannot be brute-forced.
     code_hash = fields.CharField(max_length=64, unique=True)
+    # SHA-256 of the normalised email the clinician named, if any: registration must use that email.
+    email_hash = fields.CharField(max_length=64, null=True)
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()

@@ -19,7 +19,7 @@ from api.domain.account.service import AccountService, Session
 from api.domain.account.throttle import ThrottleRule
 from api.domain.account.tokens import sha256_hex
 from api.domain.actor import Actor, Role
-from api.domain.errors import BadInput, Conflict, Unauthenticated
+from api.domain.errors import BadInput, Conflict
 from api.domain.paging import Page, after_filter, make_page, page_size
 from api.domain.patient.access import reachable_patient, require_staff
 from api.domain.patient.models import Invite, Patient, PatientStatus
@@ -42,6 +42,11 @@ def normalize_code(code: str) -> str:
     return re.sub(r"[\s-]", "", code).upper()
 
 
+def _invalid_code() -> BadInput:
+    # One answer for unknown, used and expired codes: which of them a code is stays unknown to a guesser.
+    return BadInput("invite_code", "is not valid or has expired")
+
+
 class PatientService:
     def __init__(self, *, accounts: AccountService, invite_ttl: timedelta, register_rule: ThrottleRule) -> None:
         self.accounts = accounts
@@ -56,8 +61,7 @@ class PatientService:
         if not 1 <= len(name) <= MAX_NAME:
             raise BadInput("display_name", f"must be 1 to {MAX_NAME} characters")
         check_timezone(timezone)
-        if email is not None:
-            check_email(email)
+        email_hash = sha256_hex(check_email(email)) if email is not None else None
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         async with in_transaction() as conn:
             patient = await Patient.create(
@@ -74,6 +78,7 @@ class PatientService:
                 patient_id=patient.id,
                 created_by_id=actor.account_id,
                 code_hash=sha256_hex(code),
+                email_hash=email_hash,
                 expires_at=now + self.invite_ttl,
                 created_at=now,
                 using_db=conn,
@@ -97,17 +102,20 @@ class PatientService:
         if invite is None or invite.used_at is not None or invite.expires_at <= now:
             # Failed codes count against the address: codes must not be guessable by volume.
             await self.accounts.throttle.fail(self.register_rule, throttle_key, now)
-            raise Unauthenticated("invite code is not valid")
+            raise _invalid_code()
+        if invite.email_hash is not None and invite.email_hash != sha256_hex(email):
+            # Only a holder of a valid code gets this far, so saying which field is wrong reveals nothing.
+            raise BadInput("email", "is not the email this invite was issued for")
         password_hash = await self.accounts.passwords.hash(password)
         try:
             async with in_transaction() as conn:
                 # Consume first, conditionally: of two registrations racing on one code exactly one proceeds.
                 consumed = await Invite.filter(id=invite.id, used_at=None).using_db(conn).update(used_at=now)
                 if not consumed:
-                    raise Unauthenticated("invite code is not valid")
+                    raise _invalid_code()
                 patient = await Patient.filter(id=invite.patient_id).select_for_update().using_db(conn).get()
                 if patient.status is not PatientStatus.INVITED:
-                    raise Unauthenticated("invite code is not valid")
+                    raise _invalid_code()
                 account = await Account.create(
                     clinic_id=invite.clinic_id,
                     role=Role.PATIENT,
@@ -145,14 +153,12 @@ class PatientService:
         size = page_size(first)
         query = Patient.filter(clinic_id=actor.clinic_id).exclude(status=PatientStatus.ERASED)
         if search:
+            # Tortoise's `contains` escapes %, _ and backslash (LIKE … ESCAPE '\\'): the search is taken literally.
             query = query.filter(search_name__contains=search.strip().lower()[:MAX_NAME])
         if status is not None:
             query = query.filter(status=status)
-        rows = await (
-            query.filter(after_filter("search_name", after, str, descending=False))
-            .order_by("search_name", "id")
-            .limit(size + 1)
-        )
+        page_after = after_filter("search_name", after, str, descending=False)
+        rows = await query.filter(page_after).order_by("search_name", "id").limit(size + 1)
         page = make_page(rows, size, lambda p: (p.search_name, p.id))
         if page.items:
             await audit.record(actor, "patient.list", [p.id for p in page.items], now=now)

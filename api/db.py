@@ -9,6 +9,9 @@ MODEL_MODULES = [
     "api.domain.patient.models",
     "api.domain.diary.models",
     "api.domain.audit.models",
+    "api.domain.treatment.models",
+    "api.domain.prompt.models",
+    "api.domain.push.models",
 ]
 
 

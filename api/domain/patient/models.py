@@ -36,6 +36,9 @@ class Patient(Model):
     quiet_hours_end = fields.CharField(max_length=5, default="08:00")
     notifications_enabled = fields.BooleanField(default=True)
     status = fields.CharEnumField(PatientStatus, max_length=16, default=PatientStatus.INVITED)
+    # The prompt plan family the patient follows (its current version applies) and since when.
+    plan_family_id = fields.UUIDField(null=True)
+    enrolled_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     activated_at = fields.DatetimeField(null=True)
 

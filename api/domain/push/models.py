@@ -24,7 +24,7 @@ class MessageStatus(StrEnum):
     PENDING = "PENDING"  # waiting for its next attempt
     CLAIMED = "CLAIMED"  # a dispatcher holds it until lease_until; after that anyone may retry it
     ACCEPTED = "ACCEPTED"  # the provider took it
-    DEAD_TOKEN = "DEAD_TOKEN"  # the provider says the device is gone; the device is disabled
+    DEAD_TOKEN = "DEAD_TOKEN"  # noqa: S105 -- a status, not a secret. The provider says the device is gone; the device is disabled
     FAILED = "FAILED"  # permanent failure, or retries exhausted
     DROPPED = "DROPPED"  # the prompt was answered, expired or cancelled before the send
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from tortoise import Tortoise
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import migrations
@@ -24,6 +26,8 @@ from api.graphql import InterludeGraphQL
 from api.middleware import RequestIdMiddleware
 from api.settings import Settings
 from schema import build_schema
+
+log = logging.getLogger("interlude.http")
 
 
 def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[], datetime] = utc_now) -> Starlette:
@@ -38,7 +42,7 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=tuple(settings.cors_origins),
     )
-    readiness = Readiness()
+    readiness = Readiness(timeout=settings.readiness_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,7 +52,7 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
             yield
 
-    return Starlette(
+    app = Starlette(
         debug=False,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -66,10 +70,15 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
                 expose_headers=["x-request-id"],
                 max_age=600,
             ),
+            # Inside the request-id middleware (not `Starlette(max_body_size=…)`, which sits outside every user
+            # middleware): a 413 carries its request id, is logged, and has CORS headers a browser can read.
+            Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
         ],
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
+    # The composition root's services, reachable for operators' tooling and tests (never per-request state).
+    app.state.services = services
+    return app
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -80,15 +89,21 @@ async def healthz(_: Request) -> JSONResponse:
 class Readiness:
     """Ready when the database answers and every migration is applied."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, timeout: float) -> None:
         self._migrated = False
+        self._timeout = timeout
 
     async def endpoint(self, _: Request) -> JSONResponse:
         try:
-            await Tortoise.get_connection("default").execute_query("SELECT 1")
-            # Once seen complete, the plan need not be rebuilt: migrations never go away under a running app.
-            self._migrated = self._migrated or await migrations.pending() == 0
-        except Exception:
+            # A probe answers promptly or not at all: a database that accepts connections but never answers (or
+            # Tortoise's SQLite client after a failed connect, which keeps its lock) must not hang the prober.
+            async with asyncio.timeout(self._timeout):
+                await migrations.check_connection()
+                # Once seen complete, the plan need not be rebuilt: migrations never go away under a running app.
+                self._migrated = self._migrated or await migrations.pending() == 0
+        except Exception as exc:  # any failure to answer means "not ready"
+            # The exception's class only: probes repeat every few seconds, and driver messages may quote the URL.
+            log.warning("readyz.database_unreachable", extra={"error": type(exc).__name__})
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         if not self._migrated:
             return JSONResponse({"status": "unavailable", "database": "migrations pending"}, status_code=503)

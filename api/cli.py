@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from uuid import UUID
 
 import uvicorn
 from pydantic import ValidationError
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import BaseORMException
 
 from api import demo, migrations
 from api.app import create_app
@@ -25,6 +27,8 @@ from api.settings import Settings
 from schema import build_schema
 
 EXIT_USAGE = 2
+# What opening a database can raise: a bad URL or driver, a refused connection, a missing database or file.
+DATABASE_ERRORS = (BaseORMException, OSError, ImportError)
 
 
 class CliError(Exception):
@@ -100,8 +104,7 @@ def _first_error(exc: ValidationError) -> str:
 
 def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
     async def run() -> int:
-        async with TortoiseContext() as ctx:
-            await ctx.init(config=tortoise_config(settings.database_url))
+        async with _database(settings.database_url):
             if await migrations.pending():
                 raise CliError("the database is not migrated; run `interlude migrate` first")
             return await work()
@@ -109,14 +112,35 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
     return asyncio.run(run())
 
 
+@asynccontextmanager
+async def _database(url: str) -> AsyncIterator[None]:
+    """The database as the current Tortoise context. Failing to open it is a one-line refusal, not a traceback."""
+    with TortoiseContext() as ctx:
+        try:
+            await ctx.init(config=tortoise_config(url))
+            await migrations.check_connection()
+        except DATABASE_ERRORS as exc:
+            # Not closed: closing a context whose connection never opened raises a second, less useful error.
+            raise CliError(f"cannot open the database: {exc}") from exc
+        try:
+            yield
+        finally:
+            await ctx.close_connections()
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_config=None)
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port  # `--port 0` asks the system for a free port
+    uvicorn.run(app, host=host, port=port, log_config=None)
     return 0
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    asyncio.run(migrations.apply(settings.database_url))
+    try:
+        asyncio.run(migrations.apply(settings.database_url))
+    except DATABASE_ERRORS as exc:
+        raise CliError(f"cannot migrate the database: {exc}") from exc
     print("migrations applied")
     return 0
 

@@ -9,11 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from api.domain.actor import RequestMeta
 from api.domain.errors import DomainError, Unauthenticated
 from api.domain.services import Services
 from schema.context import Context
+from schema.errors import has_code, public_error
 
 
 class InterludeGraphQL(GraphQL[Context, None]):
@@ -41,3 +44,11 @@ class InterludeGraphQL(GraphQL[Context, None]):
             except DomainError as exc:
                 context.auth_error = exc
         return context
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Strawberry answers an exception raised by an extension's hook outside the operation, and so outside
+        # `ErrorPolicy`. Such errors get their code (and, if unexpected, their log line) here.
+        if result.errors:
+            request_id = request.scope.get("state", {}).get("request_id", "")
+            result.errors = [e if has_code(e) else public_error(e, request_id) for e in result.errors]
+        return await super().process_result(request, result)

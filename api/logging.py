@@ -6,10 +6,16 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 # Attributes a LogRecord always has; anything else was passed with extra= and is emitted as a field.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn passes its message again with terminal colour codes; the plain one is enough.
+_STANDARD.add("color_message")
+# Libraries that log what must not reach our logs: Tortoise logs SQL parameters (health data) at DEBUG; httpx logs
+# request URLs at INFO (an APNs path or a Web Push endpoint is a device token); h2/hpack log header blocks
+# (bearer tokens) at DEBUG.
+QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg", "httpx", "httpcore", "hpack", "h2")
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,20 +26,23 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        payload.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        # An `extra=` key never replaces one of the fields above.
+        payload.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in payload})
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Tortoise logs every statement with its parameters at DEBUG; those parameters are patient data.
-    for noisy in ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn's access log prints query strings; our own request log replaces it.
     logging.getLogger("uvicorn.access").disabled = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -28,17 +29,24 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if scope["type"] != "http" or responded:
+                raise
+            # Answered here rather than by Starlette's outer error handler, so that the 500 names its request id.
+            log.error("http.unhandled_error", exc_info=True, extra={"request_id": request_id})
+            await _internal_error(request_id, send_with_id)
         finally:
             state = scope.get("state", {})
             log.info(
@@ -53,3 +61,10 @@ class RequestIdMiddleware:
                     "actor_id": state.get("actor_id"),
                 },
             )
+
+
+async def _internal_error(request_id: str, send: Send) -> None:
+    body = json.dumps({"error": "internal", "requestId": request_id}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api.migrate import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 from tortoise.migrations.executor import MigrationExecutor
@@ -16,7 +19,24 @@ from api.db import tortoise_config
 async def apply(database_url: str) -> None:
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(database_url), _create_db=False)
+        await check_connection()
         await migrate(config=tortoise_config(database_url))
+
+
+async def check_connection() -> None:
+    """Raises when the current context's database cannot be reached.
+
+    Run it first: the migration planner reads an unreachable database as an empty one, and after a failed
+    connect Tortoise's SQLite client keeps its lock, so whatever runs next would wait forever.
+    """
+    connection = Tortoise.get_connection("default")
+    filename = getattr(connection, "filename", None)  # SQLite clients only
+    if filename and filename != ":memory:":
+        # The commonest SQLite mistake, refused before the driver tries (and fails in a way that leaks the lock).
+        directory = Path(filename).parent
+        if not await asyncio.to_thread(directory.is_dir):
+            raise DBConnectionError(f"unable to open database file: no directory {directory}")
+    await connection.execute_query("SELECT 1")
 
 
 async def pending() -> int:

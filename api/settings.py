@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 -- refused in production
 MIN_SECRET_KEY_LENGTH = 32
@@ -24,22 +26,43 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET_KEY
     host: str = "127.0.0.1"
     port: int = 8000
-    log_level: str = "INFO"
-    cors_origins: list[str] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # `https://a.example,https://b.example` or a JSON list; NoDecode lets the validator below see the raw text.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     invite_hours: int = Field(default=72, ge=1, le=24 * 14)
     # How far back a patient may date an entry before their account existed (paper diary catch-up).
     backfill_days: int = Field(default=14, ge=0, le=365)
+    # Prompts are materialised this far ahead (design §4.2: a rolling horizon).
+    prompt_horizon_days: int = Field(default=7, ge=1, le=60)
+    # Pushes per patient per local day, reminders included; the rest wait for the next day.
+    push_daily_cap: int = Field(default=4, ge=1, le=20)
     clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
     login_max_failures: int = Field(default=5, ge=1)
     login_ip_max_failures: int = Field(default=20, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=10_000)
+    # How long /readyz waits for the database before answering 503.
+    readiness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [origin.strip() for origin in value.split(",") if origin.strip()]
 
     @property
     def is_production(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from graphql import DocumentNode, FieldNode, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 
@@ -12,16 +13,17 @@ class OperationName(SchemaExtension):
         ec = self.execution_context
         meta = getattr(ec.context, "meta", None)
         if meta is not None:
-            meta.operation = ec.operation_name or _first_field(ec)
+            meta.operation = ec.operation_name or _first_field(ec.graphql_document)
         yield
 
 
-def _first_field(ec: object) -> str | None:
-    document = getattr(ec, "graphql_document", None)
-    if document is None or not document.definitions:
+def _first_field(document: DocumentNode | None) -> str | None:
+    """An anonymous operation is named after its first top-level field (`{ me { id } }` is "me")."""
+    if document is None:
         return None
-    selections = getattr(document.definitions[0], "selection_set", None)
-    if selections is None or not selections.selections:
+    # Fragments may come first in the document; the operation is what runs.
+    operation = next((d for d in document.definitions if isinstance(d, OperationDefinitionNode)), None)
+    if operation is None:
         return None
-    first = selections.selections[0]
-    return getattr(getattr(first, "name", None), "value", None)
+    first = next((s for s in operation.selection_set.selections if isinstance(s, FieldNode)), None)
+    return first.name.value if first is not None else None

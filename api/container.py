@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 from api.domain.account.passwords import Passwords
@@ -10,8 +11,27 @@ from api.domain.account.throttle import ThrottleRule
 from api.domain.account.tokens import AccessTokens
 from api.domain.diary.service import DiaryPolicy, DiaryService
 from api.domain.patient.service import PatientService
+from api.domain.prompt.scheduling import SchedulingPolicy
+from api.domain.prompt.service import PromptService
+from api.domain.push.models import ProviderName
+from api.domain.push.outbox import DeliveryPolicy
+from api.domain.push.providers.base import PushProvider
+from api.domain.push.providers.log import LogProvider
 from api.domain.services import Services
+from api.domain.treatment.service import TreatmentService
 from api.settings import Settings
+from jobs.passes import JobConfig
+
+
+def build_job_config(settings: Settings, providers: Mapping[ProviderName, PushProvider] | None = None) -> JobConfig:
+    """Everything the periodic passes need. Providers default to the `log` provider for every platform."""
+    log_provider = LogProvider()
+    return JobConfig(
+        throttle_window=timedelta(minutes=settings.login_window_minutes),
+        scheduling=SchedulingPolicy(horizon=timedelta(days=settings.prompt_horizon_days)),
+        delivery=DeliveryPolicy(daily_cap=settings.push_daily_cap),
+        providers=providers or dict.fromkeys(ProviderName, log_provider),
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -26,17 +46,23 @@ def build_services(settings: Settings) -> Services:
             per_address=ThrottleRule("login-address", settings.login_ip_max_failures, window, lock),
         ),
     )
+    scheduling = SchedulingPolicy(horizon=timedelta(days=settings.prompt_horizon_days))
+    prompts = PromptService(scheduling)
     return Services(
         accounts=accounts,
         patients=PatientService(
             accounts=accounts,
             invite_ttl=timedelta(hours=settings.invite_hours),
             register_rule=ThrottleRule("register-address", settings.login_ip_max_failures, window, lock),
+            scheduling=scheduling,
         ),
         diary=DiaryService(
             DiaryPolicy(
                 backfill=timedelta(days=settings.backfill_days),
                 clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-            )
+            ),
+            prompts,
         ),
+        prompts=prompts,
+        treatment=TreatmentService(scheduling),
     )

@@ -1,28 +1,73 @@
-"""One pass of every periodic job at a given clock; the scheduler and `interlude jobs tick` both call it."""
+"""One pass of every periodic job at a given clock; the scheduler and `interlude jobs tick` both call these."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.domain.account.housekeeping import purge_expired_credentials
+from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
+from api.domain.prompt.service import expire_due
+from api.domain.push import outbox
+from api.domain.push.models import ProviderName
+from api.domain.push.providers.base import PushProvider
 
 log = logging.getLogger("interlude.jobs")
+
+Counts = dict[str, int]
 
 
 @dataclass(frozen=True)
 class JobConfig:
     throttle_window: timedelta
+    scheduling: SchedulingPolicy
+    delivery: outbox.DeliveryPolicy
+    providers: Mapping[ProviderName, PushProvider]
 
 
-async def purge_credentials(config: JobConfig, now: datetime) -> dict[str, int]:
+async def expire_prompts(config: JobConfig, now: datetime) -> Counts:
+    return _logged("prompt.expire", {"expired": await expire_due(now=now)})
+
+
+async def plan_prompts(config: JobConfig, now: datetime) -> Counts:
+    report = await plan_all(config.scheduling, now=now)
+    counts = {k: v for k, v in asdict(report).items() if isinstance(v, int)}
+    return _logged("prompt.plan", counts)
+
+
+async def dispatch(config: JobConfig, now: datetime) -> Counts:
+    """Release due prompts, queue reminders, then send what the outbox holds."""
+    released = await outbox.release_due(config.delivery, now=now)
+    reminded = await outbox.queue_reminders(config.delivery, now=now)
+    delivered = await outbox.deliver(config.providers, config.delivery, now=now)
+    counts = {
+        "released": released.released,
+        "late": released.late,
+        "deferred": released.deferred,
+        "reminders": reminded.reminders,
+        "queued": released.queued + reminded.queued,
+        **{k: v for k, v in asdict(delivered).items() if isinstance(v, int)},
+    }
+    return _logged("push.dispatch", counts)
+
+
+async def purge_credentials(config: JobConfig, now: datetime) -> Counts:
     purged = await purge_expired_credentials(now=now, throttle_window=config.throttle_window)
-    result = {"refresh_tokens": purged.refresh_tokens, "throttle_buckets": purged.throttle_buckets}
-    log.info("account.purge_expired_credentials", extra=result)
-    return result
+    return _logged("account.purge_expired_credentials", asdict(purged))
 
 
-async def tick(config: JobConfig, now: datetime) -> dict[str, dict[str, int]]:
-    """Every pass once, in order, at `now`."""
-    return {"account.purge_expired_credentials": await purge_credentials(config, now)}
+async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
+    """Every pass once, at `now`, in the order a real clock would run them."""
+    return {
+        "prompt.expire": await expire_prompts(config, now),
+        "prompt.plan": await plan_prompts(config, now),
+        "push.dispatch": await dispatch(config, now),
+        "account.purge_expired_credentials": await purge_credentials(config, now),
+    }
+
+
+def _logged(job: str, counts: Counts) -> Counts:
+    log.info(job, extra={"job": job, **counts})
+    return counts

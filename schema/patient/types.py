@@ -14,6 +14,8 @@ from schema.diary.operations import diary_page
 from schema.diary.types import DiaryEntry
 from schema.ids import to_id
 from schema.pagination import Connection
+from schema.prompt.types import Adherence, Prompt
+from schema.treatment.types import InfusionSession, TreatmentCourse
 
 PatientStatus = strawberry.enum(DomainPatientStatus)
 
@@ -59,6 +61,30 @@ class Patient:
         include_deleted: bool = False,
     ) -> Connection[DiaryEntry]:
         return await diary_page(info, self.id, first, after, from_, to, include_deleted)
+
+    @strawberry.field(description="Infusion sessions, oldest first.")
+    async def sessions(self, info: Info) -> list[InfusionSession]:
+        ctx = info.context
+        rows = await ctx.services.treatment.sessions(ctx.require_actor(), self._model.id, now=ctx.now)
+        return [InfusionSession.from_model(s) for s in rows]
+
+    @strawberry.field(description="Treatment courses (an induction series plus boosters).")
+    async def courses(self, info: Info) -> list[TreatmentCourse]:
+        ctx = info.context
+        rows = await ctx.services.treatment.courses(ctx.require_actor(), self._model.id, now=ctx.now)
+        return [TreatmentCourse.from_model(c) for c in rows]
+
+    @strawberry.field(description="Check-ins, newest first, including future ones already planned.")
+    async def prompts(self, info: Info) -> list[Prompt]:
+        ctx = info.context
+        rows = await ctx.services.prompts.of_patient(ctx.require_actor(), self._model.id, now=ctx.now)
+        return [Prompt.from_model(p) for p in rows]
+
+    @strawberry.field(description="Answered ÷ (answered + expired), overall first, then per instrument.")
+    async def adherence(self, info: Info) -> list[Adherence]:
+        ctx = info.context
+        rows = await ctx.services.prompts.adherence(ctx.require_actor(), self._model.id, now=ctx.now)
+        return [Adherence.from_domain(a) for a in rows]
 
     @strawberry.field(description="The newest entry that is not entered in error.")
     async def last_entry(self, info: Info) -> DiaryEntry | None:

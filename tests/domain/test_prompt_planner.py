@@ -146,8 +146,10 @@ def test_quiet_hours_delay_delivery_or_skip_the_push_when_the_window_closes_insi
         o.rule_id: o for o in occurrences([late_check, short_check, safety], prefs(BERLIN), [], start, start + 24 * H)
     }
     assert found["late"].deliver_at == resolve(date(2026, 11, 27), time(8, 0), BERLIN)
-    assert found["short"].deliver_at is None  # listed and answerable, never pushed into the night
-    assert found["safety"].deliver_at == found["safety"].due_at
+    assert found["late"].push
+    # Listed and answerable at its due time, never pushed into the night.
+    assert (found["short"].deliver_at, found["short"].push) == (found["short"].due_at, False)
+    assert (found["safety"].deliver_at, found["safety"].push) == (found["safety"].due_at, True)
 
 
 # --- sessions ------------------------------------------------------------------------------------------------------

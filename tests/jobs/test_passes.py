@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import uuid4
 
+from api.container import build_job_config
 from api.domain.account.models import RefreshToken, ThrottleBucket
 from api.domain.account.tokens import sha256_hex
-from jobs.passes import JobConfig, tick
+from jobs.passes import tick
+from tests.conftest import make_settings
 from tests.factories import Factory
 
-CONFIG = JobConfig(throttle_window=timedelta(minutes=15))
+CONFIG = build_job_config(make_settings())
 
 
 async def test_tick_purges_long_expired_refresh_tokens_only(factory: Factory, now: datetime) -> None:

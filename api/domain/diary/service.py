@@ -30,6 +30,7 @@ from api.domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFou
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient, PatientStatus
+from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
 
 MAX_SYNC = 200
 WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
@@ -57,8 +58,9 @@ class DiaryPolicy:
 
 
 class DiaryService:
-    def __init__(self, policy: DiaryPolicy) -> None:
+    def __init__(self, policy: DiaryPolicy, prompts: PromptService) -> None:
         self.policy = policy
+        self.prompts = prompts
 
     async def log(self, actor: Actor, data: DiaryInput, *, now: datetime) -> DiaryEntry:
         outcome = (await self.sync(actor, [data], now=now))[0]
@@ -94,19 +96,23 @@ class DiaryService:
         digest = content.digest()
         if item.client_id in existing:
             return _resent(existing[item.client_id], digest)
-        if content.values["prompt_id"] is not None:
-            # Prompts arrive with the scheduler; until then no prompt id can be valid.
-            raise NotFound("prompt", field="prompt_id")
+        prompt_id: UUID | None = content.values["prompt_id"]
         try:
-            entry = await DiaryEntry.create(
-                clinic_id=patient.clinic_id,
-                patient_id=patient.id,
-                client_id=item.client_id,
-                client_hash=digest,
-                created_at=now,
-                updated_at=now,
-                **content.values,
-            )
+            async with in_transaction() as conn:
+                # Insert first: a concurrent resend then waits on the unique key and is judged as a resend,
+                # not as a second answer to the prompt.
+                entry = await DiaryEntry.create(
+                    clinic_id=patient.clinic_id,
+                    patient_id=patient.id,
+                    client_id=item.client_id,
+                    client_hash=digest,
+                    created_at=now,
+                    updated_at=now,
+                    using_db=conn,
+                    **content.values,
+                )
+                if prompt_id is not None:
+                    await self.prompts.answer(patient.id, prompt_id, kind=ANSWERED_BY_DIARY, now=now, using_db=conn)
         except IntegrityError:
             # A concurrent resend of the same entry won the insert; judge ours against it.
             stored = await DiaryEntry.get(patient_id=patient.id, client_id=item.client_id)

@@ -23,6 +23,8 @@ from api.domain.errors import BadInput, Conflict
 from api.domain.paging import Page, after_filter, make_page, page_size
 from api.domain.patient.access import reachable_patient, require_staff
 from api.domain.patient.models import Invite, Patient, PatientStatus
+from api.domain.prompt.plans import default_plan
+from api.domain.prompt.scheduling import SchedulingPolicy, replan
 from api.domain.timezones import check_timezone
 
 # Unambiguous when read aloud or typed from paper: no 0/O, 1/I/L.
@@ -48,10 +50,18 @@ def _invalid_code() -> BadInput:
 
 
 class PatientService:
-    def __init__(self, *, accounts: AccountService, invite_ttl: timedelta, register_rule: ThrottleRule) -> None:
+    def __init__(
+        self,
+        *,
+        accounts: AccountService,
+        invite_ttl: timedelta,
+        register_rule: ThrottleRule,
+        scheduling: SchedulingPolicy,
+    ) -> None:
         self.accounts = accounts
         self.invite_ttl = invite_ttl
         self.register_rule = register_rule
+        self.scheduling = scheduling
 
     async def invite(
         self, actor: Actor, *, display_name: str, email: str | None, timezone: str, now: datetime
@@ -129,10 +139,15 @@ class PatientService:
                 patient.activated_at = now
                 if timezone is not None:
                     patient.timezone = timezone
+                # Every patient starts on the clinic's default plan; a clinician may enrol them in another.
+                plan = await default_plan(invite.clinic_id, now=now, using_db=conn)
+                patient.plan_family_id, patient.enrolled_at = plan.family_id, now
                 await patient.save(using_db=conn)
-                return await self.accounts.open_session(account, now=now, using_db=conn)
+                session = await self.accounts.open_session(account, now=now, using_db=conn)
         except IntegrityError as exc:
             raise Conflict("an account with this email already exists", field="email") from exc
+        await replan([patient], self.scheduling, now=now)
+        return session
 
     async def get(self, actor: Actor, patient_id: UUID, *, now: datetime) -> Patient:
         patient = await reachable_patient(actor, patient_id)

@@ -64,10 +64,13 @@ class Prompt(Model):
     session_id = fields.UUIDField(null=True)
     instrument = fields.CharField(max_length=32)
     due_at = fields.DatetimeField()
-    # When the push goes out (after quiet hours); null when no push fits in the window.
-    deliver_at = fields.DatetimeField(null=True)
+    # When the prompt is delivered: due_at, or the end of quiet hours. False `push`: listed and answerable
+    # but never pushed (the window closes inside quiet hours, notifications are off, or there is no device).
+    deliver_at = fields.DatetimeField()
+    push = fields.BooleanField(default=True)
     expires_at = fields.DatetimeField()
     respects_quiet_hours = fields.BooleanField(default=True)
+    reminder_minutes: list[int] = fields.JSONField(default=list)
     status = fields.CharEnumField(PromptStatus, max_length=16, default=PromptStatus.SCHEDULED)
     late = fields.BooleanField(default=False)
     reminders_sent = fields.SmallIntField(default=0)

@@ -46,8 +46,11 @@ class Occurrence:
     session_id: UUID | None
     due_at: datetime
     expires_at: datetime
-    # When the push goes out; None when the whole window falls in quiet hours (listed, answerable, not pushed).
-    deliver_at: datetime | None
+    deliver_at: datetime
+    # False when the window closes inside quiet hours: listed and answerable, but never pushed into the night.
+    push: bool
+    reminders: tuple[timedelta, ...]
+    respects_quiet_hours: bool
 
 
 def occurrences(
@@ -133,6 +136,7 @@ def _course_ends(rule: Rule, prefs: Preferences, live: list[SessionView]) -> Ite
 def _occurrence(
     rule: Rule, prefs: Preferences, *, anchor: str, session_id: UUID | None, due: datetime, expires: datetime
 ) -> Occurrence:
+    deliver_at = delivery_time(due, expires, prefs, respects_quiet_hours=rule.quiet_hours)
     return Occurrence(
         rule_id=rule.id,
         instrument=rule.instrument,
@@ -140,7 +144,10 @@ def _occurrence(
         session_id=session_id,
         due_at=due,
         expires_at=expires,
-        deliver_at=delivery_time(due, expires, prefs, respects_quiet_hours=rule.quiet_hours),
+        deliver_at=deliver_at or due,
+        push=deliver_at is not None,
+        reminders=rule.reminders,
+        respects_quiet_hours=rule.quiet_hours,
     )
 
 

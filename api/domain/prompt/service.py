@@ -1,0 +1,178 @@
+"""What patients and clinicians do with prompts: list, acknowledge, answer, enrol, adherence; and expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api.domain import audit
+from api.domain.actor import Actor
+from api.domain.errors import BadInput, Conflict, DomainError, ErrorCode, NotFound
+from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.models import Patient
+from api.domain.prompt.localtime import parse_hhmm
+from api.domain.prompt.models import OPEN_STATUSES, Prompt, PromptStatus
+from api.domain.prompt.plans import plan_for_enrolment
+from api.domain.prompt.scheduling import SchedulingPolicy, replan
+from api.domain.timezones import check_timezone
+
+ANSWERABLE = (PromptStatus.SCHEDULED, *OPEN_STATUSES)
+# Check-ins a diary entry answers; the questionnaires (PHQ-9, GAD-7, PGIC) are answered by submitting them.
+ANSWERED_BY_DIARY = frozenset({"daily_diary", "post_infusion", "pre_session"})
+
+
+class PromptExpired(DomainError):
+    code = ErrorCode.PROMPT_EXPIRED
+
+
+class PromptEvent(StrEnum):
+    DELIVERED = "DELIVERED"
+    OPENED = "OPENED"
+
+
+@dataclass(frozen=True)
+class PreferenceChange:
+    timezone: str | None = None
+    diary_time: str | None = None
+    quiet_hours_start: str | None = None
+    quiet_hours_end: str | None = None
+    notifications_enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class Adherence:
+    instrument: str | None
+    answered: int
+    expired: int
+
+    @property
+    def rate(self) -> float | None:
+        """answered ÷ (answered + expired); None before anything was due."""
+        total = self.answered + self.expired
+        return self.answered / total if total else None
+
+
+class PromptService:
+    def __init__(self, scheduling: SchedulingPolicy) -> None:
+        self.scheduling = scheduling
+
+    async def mine(self, actor: Actor, statuses: Sequence[PromptStatus] | None, *, now: datetime) -> list[Prompt]:
+        """The patient's prompts that are due (or were), newest first; future ones are not shown yet."""
+        patient_id = require_patient(actor)
+        query = Prompt.filter(patient_id=patient_id, due_at__lte=now)
+        if statuses:
+            query = query.filter(status__in=list(statuses))
+        return await query.order_by("-due_at", "-id").limit(200)
+
+    async def of_patient(self, actor: Actor, patient_id: UUID, *, now: datetime) -> list[Prompt]:
+        patient = await reachable_patient(actor, patient_id)
+        await audit.record(actor, "prompt.read", [patient.id], now=now)
+        return await Prompt.filter(patient_id=patient.id).order_by("-due_at", "-id").limit(500)
+
+    async def acknowledge(self, actor: Actor, prompt_id: UUID, event: PromptEvent, *, now: datetime) -> Prompt:
+        patient_id = require_patient(actor)
+        async with in_transaction() as conn:
+            prompt = await _own_prompt(patient_id, prompt_id, conn)
+            # Events only move forward; a late or repeated receipt changes nothing.
+            if event is PromptEvent.DELIVERED and prompt.status is PromptStatus.SENT:
+                prompt.status, prompt.delivered_at = PromptStatus.DELIVERED, now
+            elif event is PromptEvent.OPENED and prompt.status in (PromptStatus.SENT, PromptStatus.DELIVERED):
+                prompt.status, prompt.opened_at = PromptStatus.OPENED, now
+                prompt.delivered_at = prompt.delivered_at or now
+            else:
+                return prompt
+            prompt.updated_at = now
+            await prompt.save(using_db=conn)
+        return prompt
+
+    async def answer(
+        self, patient_id: UUID, prompt_id: UUID, *, kind: frozenset[str], now: datetime, using_db: BaseDBAsyncClient
+    ) -> Prompt:
+        """Marks a prompt answered by a diary entry or questionnaire written in the same transaction."""
+        prompt = await _own_prompt(patient_id, prompt_id, using_db)
+        if prompt.instrument not in kind:
+            raise BadInput("prompt_id", f"this check-in is answered with the {prompt.instrument} questionnaire")
+        if prompt.status is PromptStatus.ANSWERED:
+            raise Conflict("this check-in is already answered", field="prompt_id")
+        if prompt.status is PromptStatus.EXPIRED or prompt.expires_at <= now:
+            raise PromptExpired("this check-in has closed; log a diary entry without it", field="prompt_id")
+        if prompt.status not in ANSWERABLE or prompt.due_at > now:
+            raise NotFound("prompt", field="prompt_id")
+        prompt.status, prompt.answered_at, prompt.updated_at = PromptStatus.ANSWERED, now, now
+        await prompt.save(using_db=using_db, update_fields=["status", "answered_at", "updated_at"])
+        return prompt
+
+    async def enroll(self, actor: Actor, patient_id: UUID, plan_id: UUID, *, now: datetime) -> Patient:
+        plan = await plan_for_enrolment(actor, plan_id)
+        patient = await reachable_patient(actor, patient_id)
+        async with in_transaction() as conn:
+            patient.plan_family_id = plan.family_id
+            patient.enrolled_at = patient.enrolled_at or now
+            await patient.save(using_db=conn, update_fields=["plan_family_id", "enrolled_at"])
+            await audit.record(
+                actor, "patient.enroll", [patient.id], now=now, object_id=plan.id, write=True, using_db=conn
+            )
+        await replan([patient], self.scheduling, now=now)
+        return patient
+
+    async def update_preferences(self, actor: Actor, change: PreferenceChange, *, now: datetime) -> Patient:
+        patient = await reachable_patient(actor, require_patient(actor))
+        if change.timezone is not None:
+            patient.timezone = check_timezone(change.timezone)
+        for name in ("diary_time", "quiet_hours_start", "quiet_hours_end"):
+            value = getattr(change, name)
+            if value is not None:
+                setattr(patient, name, _hhmm(value, name))
+        if change.notifications_enabled is not None:
+            patient.notifications_enabled = change.notifications_enabled
+        await patient.save()
+        # Unsent prompts move to the new times; sent ones are history.
+        await replan([patient], self.scheduling, now=now)
+        return patient
+
+    async def adherence(self, actor: Actor, patient_id: UUID, *, now: datetime) -> list[Adherence]:
+        """Per instrument and overall (instrument None), over everything that has come due."""
+        patient = await reachable_patient(actor, patient_id)
+        await audit.record(actor, "prompt.adherence", [patient.id], now=now)
+        rows = await Prompt.filter(
+            patient_id=patient.id, status__in=[PromptStatus.ANSWERED, PromptStatus.EXPIRED]
+        ).values_list("instrument", "status")
+        counts: dict[str, list[int]] = {}
+        for instrument, status in rows:
+            pair = counts.setdefault(str(instrument), [0, 0])
+            pair[0 if status == PromptStatus.ANSWERED else 1] += 1
+        per = [Adherence(i, a, e) for i, (a, e) in sorted(counts.items())]
+        return [Adherence(None, sum(x.answered for x in per), sum(x.expired for x in per)), *per]
+
+
+async def expire_due(*, now: datetime, limit: int = 5000) -> int:
+    """Windows that closed: the prompt is missed, never re-opened, never backfilled."""
+    ids = await Prompt.filter(status__in=ANSWERABLE, expires_at__lte=now).limit(limit).values_list("id", flat=True)
+    if not ids:
+        return 0
+    return await Prompt.filter(id__in=list(ids), status__in=ANSWERABLE).update(
+        status=PromptStatus.EXPIRED, expired_at=now, updated_at=now
+    )
+
+
+async def _own_prompt(patient_id: UUID, prompt_id: UUID, conn: BaseDBAsyncClient) -> Prompt:
+    prompt = await Prompt.filter(id=prompt_id, patient_id=patient_id).select_for_update().using_db(conn).first()
+    if prompt is None:
+        raise NotFound("prompt", field="prompt_id")
+    return prompt
+
+
+def _hhmm(value: str, field: str) -> str:
+    try:
+        parsed = parse_hhmm(value)
+    except ValueError as exc:
+        raise BadInput(field, "must be a local time HH:MM") from exc
+    if len(value) != 5:
+        raise BadInput(field, "must be a local time HH:MM")
+    return parsed.strftime("%H:%M")

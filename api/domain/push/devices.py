@@ -1,0 +1,57 @@
+"""A patient's push targets. A token registered again moves to the new account: phones change hands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from api.domain.account.tokens import sha256_hex
+from api.domain.actor import Actor
+from api.domain.errors import BadInput
+from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.push.models import Device, ProviderName
+
+MAX_TOKEN = 4096
+MAX_PLATFORM = 32
+
+
+async def register(actor: Actor, provider: ProviderName, token: str, platform: str | None, *, now: datetime) -> Device:
+    patient = await reachable_patient(actor, require_patient(actor))
+    token = token.strip()
+    if not 1 <= len(token) <= MAX_TOKEN:
+        raise BadInput("token", f"must be 1 to {MAX_TOKEN} characters")
+    if platform is not None and len(platform) > MAX_PLATFORM:
+        raise BadInput("platform", f"must be at most {MAX_PLATFORM} characters")
+    token_hash = sha256_hex(token)
+    async with in_transaction() as conn:
+        device = (
+            await Device.filter(provider=provider, token_hash=token_hash).select_for_update().using_db(conn).first()
+        )
+        if device is None:
+            return await Device.create(
+                clinic_id=patient.clinic_id,
+                patient_id=patient.id,
+                provider=provider,
+                token=token,
+                token_hash=token_hash,
+                platform=platform,
+                created_at=now,
+                last_seen_at=now,
+                using_db=conn,
+            )
+        device.clinic_id, device.patient_id = patient.clinic_id, patient.id
+        device.platform = platform or device.platform
+        device.last_seen_at = now
+        device.disabled_at, device.disabled_reason = None, None
+        await device.save(using_db=conn)
+        return device
+
+
+async def unregister(actor: Actor, token: str, *, now: datetime) -> bool:
+    """Disables the caller's own device with this token; someone else's token is simply not found (False)."""
+    patient_id = require_patient(actor)
+    changed = await Device.filter(patient_id=patient_id, token_hash=sha256_hex(token.strip()), disabled_at=None).update(
+        disabled_at=now, disabled_reason="unregistered"
+    )
+    return changed > 0

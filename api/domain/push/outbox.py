@@ -1,0 +1,315 @@
+"""The delivery funnel: due prompts become outbox rows in one short transaction; sends happen after commit.
+
+Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of dispatchers share the work and none
+sends a row another holds. A claim carries a lease: a dispatcher that dies between claim and send leaves a row
+that another takes once the lease has passed (sent at least once; never twice while a lease is held).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from api.domain.patient.models import Patient
+from api.domain.prompt.localtime import local_date, parse_hhmm, quiet_hours_end, resolve
+from api.domain.prompt.models import OPEN_STATUSES, Prompt, PromptStatus
+from api.domain.push.models import Device, MessageStatus, ProviderName, PushMessage
+from api.domain.push.providers.base import Outcome, PushProvider, SendResult
+from api.domain.push.providers.base import PushMessage as Payload
+
+log = logging.getLogger("interlude.push")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    late_after: timedelta = timedelta(minutes=15)
+    daily_cap: int = 4  # pushes per patient per local day, reminders included
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 6
+    backoff: timedelta = timedelta(seconds=30)
+    max_backoff: timedelta = timedelta(hours=1)
+    batch: int = 200
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+
+@dataclass
+class FunnelReport:
+    released: int = 0
+    late: int = 0
+    deferred: int = 0
+    reminders: int = 0
+    queued: int = 0
+
+
+@dataclass
+class DeliveryReport:
+    claimed: int = 0
+    accepted: int = 0
+    retried: int = 0
+    failed: int = 0
+    dead_tokens: int = 0
+    dropped: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+async def release_due(policy: DeliveryPolicy, *, now: datetime) -> FunnelReport:
+    """Prompts whose delivery time has come become SENT, with one outbox row per enabled device."""
+    report = FunnelReport()
+    async with in_transaction() as conn:
+        due = await (
+            Prompt.filter(status=PromptStatus.SCHEDULED, deliver_at__lte=now, expires_at__gt=now)
+            .order_by("deliver_at", "id")
+            .limit(policy.batch)
+            .select_for_update(skip_locked=True)
+            .using_db(conn)
+        )
+        if not due:
+            return report
+        targets = await _Targets.load([p.patient_id for p in due], now, conn)
+        outbox: list[PushMessage] = []
+        for prompt in due:
+            patient = targets.patients[prompt.patient_id]
+            devices = targets.devices.get(prompt.patient_id, []) if patient.notifications_enabled else []
+            if prompt.push and devices and targets.capped(patient, now, policy.daily_cap):
+                # The rest wait for the next local day, if the window lasts that long.
+                later = targets.next_day_start(patient, now)
+                if later < prompt.expires_at:
+                    prompt.deliver_at, prompt.updated_at = later, now
+                    await prompt.save(using_db=conn, update_fields=["deliver_at", "updated_at"])
+                    report.deferred += 1
+                    continue
+                devices = []
+            prompt.status, prompt.sent_at, prompt.updated_at = PromptStatus.SENT, now, now
+            prompt.late = now - prompt.deliver_at > policy.late_after
+            prompt.next_reminder_at = _reminder_at(prompt, 0)
+            await prompt.save(using_db=conn)
+            report.released += 1
+            report.late += prompt.late
+            if prompt.push and devices:
+                outbox += _messages(prompt, devices, 0, now)
+                targets.count_send(patient.id, now)
+        await PushMessage.bulk_create(outbox, using_db=conn)
+        report.queued = len(outbox)
+    return report
+
+
+async def queue_reminders(policy: DeliveryPolicy, *, now: datetime) -> FunnelReport:
+    """Reminders go only while the prompt is unanswered and open, and respect quiet hours and the daily cap."""
+    report = FunnelReport()
+    async with in_transaction() as conn:
+        due = await (
+            Prompt.filter(status__in=OPEN_STATUSES, next_reminder_at__lte=now, expires_at__gt=now)
+            .order_by("next_reminder_at", "id")
+            .limit(policy.batch)
+            .select_for_update(skip_locked=True)
+            .using_db(conn)
+        )
+        if not due:
+            return report
+        targets = await _Targets.load([p.patient_id for p in due], now, conn)
+        outbox: list[PushMessage] = []
+        for prompt in due:
+            patient = targets.patients[prompt.patient_id]
+            sequence = prompt.reminders_sent + 1
+            quiet_end = targets.after_quiet_hours(patient, now) if prompt.respects_quiet_hours else now
+            if quiet_end > now:
+                prompt.next_reminder_at = quiet_end if quiet_end < prompt.expires_at else None
+            else:
+                devices = targets.devices.get(prompt.patient_id, []) if patient.notifications_enabled else []
+                if prompt.push and devices and not targets.capped(patient, now, policy.daily_cap):
+                    outbox += _messages(prompt, devices, sequence, now)
+                    targets.count_send(patient.id, now)
+                    report.reminders += 1
+                prompt.reminders_sent = sequence
+                prompt.next_reminder_at = _reminder_at(prompt, sequence)
+            prompt.updated_at = now
+            await prompt.save(using_db=conn, update_fields=["reminders_sent", "next_reminder_at", "updated_at"])
+        await PushMessage.bulk_create(outbox, using_db=conn)
+        report.queued = len(outbox)
+    return report
+
+
+async def deliver(
+    providers: Mapping[ProviderName, PushProvider], policy: DeliveryPolicy, *, now: datetime
+) -> DeliveryReport:
+    """Claim due outbox rows, commit, then send each and record what the provider said."""
+    report = DeliveryReport()
+    claimed = await _claim(policy, now)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    devices = {d.id: d for d in await Device.filter(id__in=list({m.device_id for m in claimed}))}
+    prompts = {p.id: p for p in await Prompt.filter(id__in=list({m.prompt_id for m in claimed}))}
+    for message in claimed:
+        device, prompt = devices[message.device_id], prompts[message.prompt_id]
+        await _send_one(message, device, prompt, providers=providers, policy=policy, now=now, report=report)
+    return report
+
+
+async def _claim(policy: DeliveryPolicy, now: datetime) -> list[PushMessage]:
+    ready = Q(status=MessageStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=MessageStatus.CLAIMED, lease_until__lte=now
+    )
+    async with in_transaction() as conn:
+        rows = await (
+            PushMessage.filter(ready)
+            .order_by("next_attempt_at", "id")
+            .limit(policy.batch)
+            .select_for_update(skip_locked=True)
+            .using_db(conn)
+        )
+        for row in rows:
+            row.status, row.lease_until, row.updated_at = MessageStatus.CLAIMED, now + policy.lease, now
+            row.attempts += 1
+        if rows:
+            await PushMessage.bulk_update(
+                rows, fields=["status", "lease_until", "updated_at", "attempts"], using_db=conn
+            )
+    return list(rows)
+
+
+async def _send_one(
+    message: PushMessage,
+    device: Device,
+    prompt: Prompt,
+    *,
+    providers: Mapping[ProviderName, PushProvider],
+    policy: DeliveryPolicy,
+    now: datetime,
+    report: DeliveryReport,
+) -> None:
+    if prompt.status not in OPEN_STATUSES or prompt.expires_at <= now or device.disabled_at is not None:
+        await _finish(message, MessageStatus.DROPPED, now)
+        report.dropped += 1
+        return
+    result = await providers[device.provider].send(device.token, Payload(prompt_id=prompt.id), now=now)
+    if result.error_class:
+        report.errors[result.error_class] = report.errors.get(result.error_class, 0) + 1
+    if result.outcome is Outcome.ACCEPTED:
+        await _finish(message, MessageStatus.ACCEPTED, now, result, sent=True)
+        report.accepted += 1
+    elif result.outcome is Outcome.DEAD_TOKEN:
+        await _finish(message, MessageStatus.DEAD_TOKEN, now, result)
+        await Device.filter(id=device.id, disabled_at=None).update(disabled_at=now, disabled_reason=result.error_class)
+        report.dead_tokens += 1
+    elif result.outcome is Outcome.RETRY and message.attempts < policy.max_attempts:
+        message.status, message.lease_until = MessageStatus.PENDING, None
+        message.next_attempt_at = now + _backoff(policy, message.attempts, result.retry_after)
+        message.error_class, message.updated_at = result.error_class, now
+        await message.save(update_fields=["status", "lease_until", "next_attempt_at", "error_class", "updated_at"])
+        report.retried += 1
+    else:
+        await _finish(message, MessageStatus.FAILED, now, result)
+        report.failed += 1
+    log.info(
+        "push.sent",
+        extra={
+            "message_id": str(message.id),
+            "prompt_id": str(prompt.id),
+            "outcome": result.outcome.value,
+            "error_class": result.error_class,
+            "attempt": message.attempts,
+        },
+    )
+
+
+async def _finish(
+    message: PushMessage, status: MessageStatus, now: datetime, result: SendResult | None = None, *, sent: bool = False
+) -> None:
+    message.status, message.lease_until, message.updated_at = status, None, now
+    if result is not None:
+        message.provider_message_id = result.provider_message_id
+        message.error_class = result.error_class
+    if sent:
+        message.sent_at = now
+    await message.save()
+
+
+def _backoff(policy: DeliveryPolicy, attempts: int, retry_after: float | None) -> timedelta:
+    """Exponential with jitter (half to all of the step), never sooner than the provider's Retry-After."""
+    step: timedelta = min(policy.backoff * (2 ** (attempts - 1)), policy.max_backoff)
+    delay: timedelta = step * (0.5 + policy.jitter() / 2)
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+def _messages(prompt: Prompt, devices: Sequence[Device], sequence: int, now: datetime) -> list[PushMessage]:
+    return [
+        PushMessage(
+            clinic_id=prompt.clinic_id,
+            prompt_id=prompt.id,
+            device_id=d.id,
+            sequence=sequence,
+            status=MessageStatus.PENDING,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for d in devices
+    ]
+
+
+def _reminder_at(prompt: Prompt, sent_reminders: int) -> datetime | None:
+    """Reminders count from delivery; None when there are no more."""
+    if prompt.sent_at is None or sent_reminders >= len(prompt.reminder_minutes):
+        return None
+    at = prompt.sent_at + timedelta(minutes=prompt.reminder_minutes[sent_reminders])
+    return at if at < prompt.expires_at else None
+
+
+class _Targets:
+    """Patients, enabled devices and today's send counts for one batch, loaded in three queries."""
+
+    def __init__(
+        self, patients: dict[UUID, Patient], devices: dict[UUID, list[Device]], sends: dict[UUID, list[datetime]]
+    ):
+        self.patients = patients
+        self.devices = devices
+        self.sends = sends
+
+    @classmethod
+    async def load(cls, patient_ids: list[UUID], now: datetime, conn: BaseDBAsyncClient) -> _Targets:
+        ids = list(set(patient_ids))
+        patients = {p.id: p for p in await Patient.filter(id__in=ids).using_db(conn)}
+        devices: dict[UUID, list[Device]] = {}
+        for d in await Device.filter(patient_id__in=ids, disabled_at=None).order_by("created_at").using_db(conn):
+            devices.setdefault(d.patient_id, []).append(d)
+        sends: dict[UUID, list[datetime]] = {}
+        # A local day is at most 26 hours long; count distinct sends (one per prompt and sequence).
+        recent = await (
+            PushMessage.filter(prompt__patient_id__in=ids, created_at__gte=now - timedelta(hours=26))
+            .using_db(conn)
+            .values_list("prompt__patient_id", "prompt_id", "sequence", "created_at")
+        )
+        seen: set[tuple[UUID, int]] = set()
+        for patient_id, prompt_id, sequence, created_at in recent:
+            if (prompt_id, sequence) not in seen:
+                seen.add((prompt_id, sequence))
+                sends.setdefault(patient_id, []).append(created_at)
+        return cls(patients, devices, sends)
+
+    def capped(self, patient: Patient, now: datetime, cap: int) -> bool:
+        zone = ZoneInfo(patient.timezone)
+        today = local_date(now, zone)
+        return sum(1 for at in self.sends.get(patient.id, []) if local_date(at, zone) == today) >= cap
+
+    def count_send(self, patient_id: UUID, now: datetime) -> None:
+        self.sends.setdefault(patient_id, []).append(now)
+
+    def next_day_start(self, patient: Patient, now: datetime) -> datetime:
+        zone = ZoneInfo(patient.timezone)
+        return resolve(local_date(now, zone) + timedelta(days=1), parse_hhmm(patient.quiet_hours_end), zone)
+
+    def after_quiet_hours(self, patient: Patient, now: datetime) -> datetime:
+        zone = ZoneInfo(patient.timezone)
+        return quiet_hours_end(now, zone, parse_hhmm(patient.quiet_hours_start), parse_hhmm(patient.quiet_hours_end))

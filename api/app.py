@@ -19,12 +19,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import migrations
-from api.container import build_services
+from api.container import build_job_config, build_services
 from api.db import tortoise_config
 from api.domain.clock import utc_now
 from api.graphql import InterludeGraphQL
 from api.middleware import RequestIdMiddleware
+from api.push_setup import build_providers, close_providers
 from api.settings import Settings
+from jobs.scheduler import JobClock
 from schema import build_schema
 
 log = logging.getLogger("interlude.http")
@@ -50,7 +52,18 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
             yield
             return
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
-            yield
+            if not settings.runs_jobs_in_process:
+                yield
+                return
+            # Embedded mode (SQLite): this process is also the jobs process, so the demo shows prompts flowing.
+            providers = build_providers(settings)
+            jobs = JobClock(build_job_config(settings, providers), clock)
+            jobs.start()
+            try:
+                yield
+            finally:
+                await jobs.stop()
+                await close_providers(providers)
 
     app = Starlette(
         debug=False,

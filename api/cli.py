@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -17,13 +19,16 @@ from tortoise.exceptions import BaseORMException
 
 from api import demo, migrations
 from api.app import create_app
-from api.container import build_services
+from api.container import build_job_config, build_services
 from api.db import tortoise_config
 from api.domain.actor import Role
 from api.domain.clock import utc_now
 from api.domain.errors import DomainError
 from api.logging import configure_logging
+from api.push_setup import build_providers, close_providers
 from api.settings import Settings
+from jobs.passes import tick
+from jobs.scheduler import JobClock
 from schema import build_schema
 
 EXIT_USAGE = 2
@@ -62,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: INTERLUDE_PORT or 8000)")
     serve.set_defaults(run=_serve)
 
+    jobs = commands.add_parser("jobs", help="run the periodic passes (planning, dispatch, expiry) until SIGTERM")
+    jobs.set_defaults(run=_jobs)
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="COMMAND")
+    tick = jobs_commands.add_parser("tick", help="run every pass once at a given clock and print what it did")
+    tick.add_argument("--now", required=True, type=_instant, help="ISO-8601 time with offset, e.g. 2026-11-26T20:00Z")
+    tick.set_defaults(run=_jobs_tick)
+
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
 
@@ -94,6 +106,16 @@ def _uuid(value: str) -> UUID:
         return UUID(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a clinic id: {value!r}") from None
+
+
+def _instant(value: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from None
+    if instant.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"give the time with an offset or Z: {value!r}")
+    return instant.astimezone(UTC)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -134,6 +156,40 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port  # `--port 0` asks the system for a free port
     uvicorn.run(app, host=host, port=port, log_config=None)
     return 0
+
+
+def _jobs(settings: Settings, _: argparse.Namespace) -> int:
+    async def work() -> int:
+        providers = build_providers(settings)
+        clock = JobClock(build_job_config(settings, providers), utc_now)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        clock.start()
+        try:
+            await stop.wait()
+        finally:
+            await clock.stop()
+            await close_providers(providers)
+        return 0
+
+    return _with_db(settings, work)
+
+
+def _jobs_tick(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        providers = build_providers(settings)
+        try:
+            report = await tick(build_job_config(settings, providers), args.now)
+        finally:
+            await close_providers(providers)
+        print(f"tick at {args.now.isoformat()}")
+        for job, counts in report.items():
+            print(f"  {job}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        return 0
+
+    return _with_db(settings, work)
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:

@@ -13,7 +13,13 @@ from api.domain.account.models import Clinic
 from api.domain.actor import Actor, Role
 from api.domain.diary.validation import DiaryInput, SideEffectReport
 from api.domain.diary.vocabulary import BodyRegion, SideEffect
+from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
+from api.domain.prompt.service import expire_due
+from api.domain.push import devices
+from api.domain.push.models import ProviderName
 from api.domain.services import Services
+from api.domain.treatment.models import SessionStatus
+from api.domain.treatment.service import SessionChange
 
 CLINIC_NAME = "Interlude Demo Clinic"
 PASSWORD = "interlude-demo-pass"  # noqa: S105 -- published demo credential, development only
@@ -77,21 +83,48 @@ async def seed(services: Services, *, now: datetime, progress: Callable[[str], N
         patient = Actor(
             account_id=session.account.id, role=Role.PATIENT, clinic_id=clinic.id, patient_id=invite.patient.id
         )
-        entries = _diary(rng, patient_no=n, zone=ZoneInfo(zone), now=now)
+        # A phone per patient: with the default `log` provider, pushes are recorded, not sent.
+        await devices.register(patient, ProviderName.EXPO, f"ExponentPushToken[demo-{n + 1:02d}]", "ios", now=now)
+        infusion_days = _infusion_days(rng)
+        await _sessions(services, staff, invite.patient.id, infusion_days, zone=ZoneInfo(zone), now=now)
+        entries = _diary(rng, patient_no=n, infusion_days=infusion_days, zone=ZoneInfo(zone), now=now)
         outcomes = await services.diary.sync(patient, entries, now=now)
         refused = [o for o in outcomes if o.error is not None]
         if refused:
             raise RuntimeError(f"demo data refused: {refused[0].error}")
         logins.append(DemoLogin("patient", email, PASSWORD))
-        progress(f"patient {n + 1}/{PATIENTS}: {len(outcomes)} diary entries")
+        progress(f"patient {n + 1}/{PATIENTS}: {len(infusion_days) + 1} sessions, {len(outcomes)} diary entries")
+    # Bring every patient's prompts up to date: the next week is planned, closed windows are missed.
+    await expire_due(now=now)
+    await plan_all(SchedulingPolicy(), now=now)
     return logins
 
 
-def _diary(rng: random.Random, *, patient_no: int, zone: ZoneInfo, now: datetime) -> list[DiaryInput]:
+async def _sessions(
+    services: Services, staff: Actor, patient_id: UUID, infusion_days: list[int], *, zone: ZoneInfo, now: datetime
+) -> None:
+    """The past series as completed sessions (09:00 local, four hours), and a booster booked for next week."""
+    today = now.astimezone(zone).date()
+    for day_no in infusion_days:
+        starts = datetime.combine(today - timedelta(days=DAYS - day_no), time(9, 0), tzinfo=zone)
+        booked = starts - timedelta(days=7)
+        session = await services.treatment.schedule(
+            staff, patient_id, starts_at=starts, planned_duration_minutes=240, course_id=None, now=booked
+        )
+        done = SessionChange(status=SessionStatus.COMPLETED, ended_at=starts + timedelta(hours=4), dose_mg=35.0)
+        await services.treatment.update(staff, session.id, done, now=starts + timedelta(hours=4))
+    booster = datetime.combine(today + timedelta(days=6), time(9, 0), tzinfo=zone)
+    await services.treatment.schedule(
+        staff, patient_id, starts_at=booster, planned_duration_minutes=240, course_id=None, now=now
+    )
+
+
+def _diary(
+    rng: random.Random, *, patient_no: int, infusion_days: list[int], zone: ZoneInfo, now: datetime
+) -> list[DiaryInput]:
     """Pain that drops after each infusion of a series and drifts back; most evenings logged."""
     baseline = rng.uniform(6.0, 8.5)
     response = rng.uniform(0.2, 0.6)  # share of pain relieved at best
-    infusion_days = _infusion_days(rng)
     today = now.astimezone(zone).date()
     entries = []
     for days_ago in range(DAYS, 0, -1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -49,6 +50,28 @@ class Settings(BaseSettings):
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
+    # The periodic passes run inside `serve` when true. Default: on for SQLite (one process owns the file),
+    # off for PostgreSQL, where `interlude jobs` processes run them.
+    jobs_in_process: bool | None = None
+    # Push providers. A platform without credentials falls back to the `log` provider (records, sends nothing).
+    push_fcm_service_account_file: Path | None = None
+    push_fcm_base_url: str = "https://fcm.googleapis.com"
+    push_apns_key_file: Path | None = None
+    push_apns_key_id: str | None = None
+    push_apns_team_id: str | None = None
+    push_apns_topic: str | None = None
+    push_apns_base_url: str = "https://api.push.apple.com"
+    push_webpush_vapid_key_file: Path | None = None
+    push_webpush_subject: str = "mailto:push@interlude.invalid"
+    push_expo_enabled: bool = False  # Expo needs no credentials, so sending through it is opted into
+    push_expo_access_token: str | None = None
+    push_expo_base_url: str = "https://exp.host"
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        if self.jobs_in_process is not None:
+            return self.jobs_in_process
+        return self.database_url.startswith("sqlite")
 
     @field_validator("log_level", mode="before")
     @classmethod

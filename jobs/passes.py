@@ -69,5 +69,5 @@ async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
 
 
 def _logged(job: str, counts: Counts) -> Counts:
-    log.info(job, extra={"job": job, **counts})
+    log.info(job, extra={"job": job, "counts": counts})
     return counts

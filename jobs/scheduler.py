@@ -1,17 +1,21 @@
-"""Builds the APScheduler clock. Jobs are thin: they read the time and call a pass.
+"""The APScheduler clock. Jobs are thin: they read the time and call a pass.
 
 APScheduler keeps no state here (in-memory job store, UTC): all prompt state lives in the database, so any number
-of jobs processes may run, and a restarted one simply picks up where the rows say.
+of jobs processes may run, and a restarted one picks up where the rows say.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from jobs.passes import Counts, JobConfig, dispatch, expire_prompts, plan_prompts, purge_credentials
+
+log = logging.getLogger("interlude.jobs")
 
 Pass = Callable[[JobConfig, datetime], Awaitable[Counts]]
 
@@ -26,15 +30,49 @@ SCHEDULE: tuple[tuple[str, Pass, dict[str, int]], ...] = (
 )
 
 
-def build_scheduler(config: JobConfig, clock: Callable[[], datetime]) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
-    for job_id, run, every in SCHEDULE:
-        scheduler.add_job(_bind(run, config, clock), "interval", id=job_id, replace_existing=True, **every)
-    return scheduler
+class JobClock:
+    """The scheduler, plus a graceful stop: no new runs, then wait for the running passes to finish.
 
+    APScheduler's own shutdown cancels running coroutines; a dispatch cancelled between claim and send would leave
+    its rows for the lease to expire. Draining first lets it record what it sent.
+    """
 
-def _bind(run: Pass, config: JobConfig, clock: Callable[[], datetime]) -> Callable[[], Awaitable[Counts]]:
-    async def job() -> Counts:
-        return await run(config, clock())
+    def __init__(self, config: JobConfig, clock: Callable[[], datetime]) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        for job_id, run, every in SCHEDULE:
+            job = self._bind(job_id, run, config, clock)
+            self.scheduler.add_job(job, "interval", id=job_id, replace_existing=True, **every)
 
-    return job
+    def start(self) -> None:
+        self.scheduler.start()
+        log.info("jobs.started", extra={"jobs": [job_id for job_id, _, _ in SCHEDULE]})
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        self.scheduler.pause()
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
+        except TimeoutError:
+            log.warning("jobs.stop_timeout", extra={"running": self._running})
+        self.scheduler.shutdown(wait=False)
+        log.info("jobs.stopped")
+
+    def _bind(
+        self, job_id: str, run: Pass, config: JobConfig, clock: Callable[[], datetime]
+    ) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            self._running += 1
+            self._idle.clear()
+            try:
+                await run(config, clock())
+            except Exception as exc:
+                # Type only: database errors can quote row values.
+                log.error("jobs.failed", extra={"job": job_id, "error": type(exc).__name__})
+            finally:
+                self._running -= 1
+                if self._running == 0:
+                    self._idle.set()
+
+        return job

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from api.domain.account.housekeeping import purge_expired_credentials
 from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
 from api.domain.prompt.service import expire_due
-from api.domain.push import outbox
+from api.domain.push import outbox, receipts
 from api.domain.push.models import ProviderName
 from api.domain.push.providers.base import PushProvider
 
@@ -53,6 +53,11 @@ async def dispatch(config: JobConfig, now: datetime) -> Counts:
     return _logged("push.dispatch", counts)
 
 
+async def push_receipts(config: JobConfig, now: datetime) -> Counts:
+    """Expo receipts: a ticket is not a delivery."""
+    return _logged("push.receipts", asdict(await receipts.check_receipts(config.providers, now=now)))
+
+
 async def purge_credentials(config: JobConfig, now: datetime) -> Counts:
     purged = await purge_expired_credentials(now=now, throttle_window=config.throttle_window)
     return _logged("account.purge_expired_credentials", asdict(purged))
@@ -64,6 +69,7 @@ async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
         "prompt.expire": await expire_prompts(config, now),
         "prompt.plan": await plan_prompts(config, now),
         "push.dispatch": await dispatch(config, now),
+        "push.receipts": await push_receipts(config, now),
         "account.purge_expired_credentials": await purge_credentials(config, now),
     }
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs.passes import Counts, JobConfig, dispatch, expire_prompts, plan_prompts, purge_credentials
+from jobs.passes import Counts, JobConfig, dispatch, expire_prompts, plan_prompts, purge_credentials, push_receipts
 
 log = logging.getLogger("interlude.jobs")
 
@@ -26,6 +26,7 @@ SCHEDULE: tuple[tuple[str, Pass, dict[str, int]], ...] = (
     ("push.dispatch", dispatch, {"seconds": 15}),
     ("prompt.expire", expire_prompts, {"minutes": 1}),
     ("prompt.plan", plan_prompts, {"minutes": 10}),
+    ("push.receipts", push_receipts, {"minutes": 5}),
     ("account.purge_expired_credentials", purge_credentials, {"hours": 1}),
 )
 

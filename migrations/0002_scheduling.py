@@ -99,6 +99,7 @@ class Migration(migrations.Migration):
                 ('error_class', fields.CharField(null=True, max_length=64)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('receipt_checked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'push_message', 'app': 'models', 'unique_together': (('prompt_id', 'device_id', 'sequence'),), 'indexes': [Index(fields=['status', 'next_attempt_at']), Index(fields=['status', 'lease_until'])], 'pk_attr': 'id'},

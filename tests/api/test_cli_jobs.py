@@ -49,6 +49,7 @@ def test_tick_runs_every_pass_once_and_a_replay_at_the_same_clock_changes_nothin
         "prompt.expire",
         "prompt.plan",
         "push.dispatch",
+        "push.receipts",
         "account.purge_expired_credentials",
     ]
     assert "released=0" not in first.out  # everything due by the last planned delivery goes out

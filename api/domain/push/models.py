@@ -74,6 +74,8 @@ class PushMessage(Model):
     error_class = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField()
     sent_at = fields.DatetimeField(null=True)
+    # Expo: a ticket is not a delivery; its receipt is fetched later and may still say the device is gone.
+    receipt_checked_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField()
 
     prompt_id: UUID

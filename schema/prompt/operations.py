@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from api.domain.patient.access import require_patient, require_staff
 from api.domain.prompt import plans
 from api.domain.prompt.service import PreferenceChange
 from schema.context import Info
@@ -40,14 +41,18 @@ class PromptMutation:
     @strawberry.mutation(description="The app reports that a check-in reached the phone or was opened.")
     async def acknowledge_prompt(self, info: Info, id: strawberry.ID, event: PromptEvent) -> Prompt:  # type: ignore[valid-type]
         ctx = info.context
-        prompt = await ctx.services.prompts.acknowledge(ctx.require_actor(), parse_id(id, "prompt"), event, now=ctx.now)
+        actor = ctx.require_actor()
+        require_patient(actor)  # before the id is read: staff are FORBIDDEN whatever id they send
+        prompt = await ctx.services.prompts.acknowledge(actor, parse_id(id, "prompt"), event, now=ctx.now)
         return Prompt.from_model(prompt)
 
     @strawberry.mutation(description="Clinic staff: move a patient to a plan; unsent prompts are re-planned.")
     async def enroll_patient(self, info: Info, patient_id: strawberry.ID, plan_id: strawberry.ID) -> Patient:
         ctx = info.context
+        actor = ctx.require_actor()
+        require_staff(actor)  # before the ids are read: a patient is FORBIDDEN whatever ids it sends
         patient = await ctx.services.prompts.enroll(
-            ctx.require_actor(),
+            actor,
             parse_id(patient_id, "patient", field="patient_id"),
             parse_id(plan_id, "prompt plan", field="plan_id"),
             now=ctx.now,

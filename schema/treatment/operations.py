@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from api.domain.patient.access import require_staff
 from api.domain.treatment.service import SessionChange
 from schema.context import Info
 from schema.ids import parse_id
@@ -38,8 +39,10 @@ class TreatmentMutation:
     @strawberry.mutation(description="Clinic staff: book a session; its follow-up prompts are planned at once.")
     async def schedule_infusion(self, info: Info, input: ScheduleInfusionInput) -> InfusionSession:
         ctx = info.context
+        actor = ctx.require_actor()
+        require_staff(actor)  # before the ids are read: a patient is FORBIDDEN whatever ids it sends
         session = await ctx.services.treatment.schedule(
-            ctx.require_actor(),
+            actor,
             parse_id(input.patient_id, "patient", field="patient_id"),
             starts_at=input.starts_at,
             planned_duration_minutes=input.planned_duration_minutes,
@@ -51,6 +54,8 @@ class TreatmentMutation:
     @strawberry.mutation(description="Clinic staff: reschedule, complete or cancel; prompts re-anchor.")
     async def update_infusion(self, info: Info, id: strawberry.ID, input: UpdateInfusionInput) -> InfusionSession:
         ctx = info.context
+        actor = ctx.require_actor()
+        require_staff(actor)  # before the id is read: a patient is FORBIDDEN whatever id it sends
         change = SessionChange(
             starts_at=input.starts_at,
             planned_duration_minutes=input.planned_duration_minutes,
@@ -60,5 +65,5 @@ class TreatmentMutation:
             dose_mg=input.dose_mg,
             notes=input.notes,
         )
-        session = await ctx.services.treatment.update(ctx.require_actor(), parse_id(id, "session"), change, now=ctx.now)
+        session = await ctx.services.treatment.update(actor, parse_id(id, "infusion session"), change, now=ctx.now)
         return InfusionSession.from_model(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,9 @@ from api.domain.timezones import check_timezone
 ANSWERABLE = (PromptStatus.SCHEDULED, *OPEN_STATUSES)
 # Check-ins a diary entry answers; the questionnaires (PHQ-9, GAD-7, PGIC) are answered by submitting them.
 ANSWERED_BY_DIARY = frozenset({"daily_diary", "post_infusion", "pre_session"})
+# Exactly two ASCII digits each: `int()` alone would also take " 7", "+7" and other scripts' digits.
+HHMM = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+PREFERENCE_FIELDS = ("timezone", "diary_time", "quiet_hours_start", "quiet_hours_end", "notifications_enabled")
 
 
 class PromptExpired(DomainError):
@@ -78,7 +82,8 @@ class PromptService:
     async def acknowledge(self, actor: Actor, prompt_id: UUID, event: PromptEvent, *, now: datetime) -> Prompt:
         patient_id = require_patient(actor)
         async with in_transaction() as conn:
-            prompt = await _own_prompt(patient_id, prompt_id, conn)
+            # The argument of acknowledgePrompt is `id`.
+            prompt = await _own_prompt(patient_id, prompt_id, conn, field="id")
             # Events only move forward; a late or repeated receipt changes nothing.
             if event is PromptEvent.DELIVERED and prompt.status is PromptStatus.SENT:
                 prompt.status, prompt.delivered_at = PromptStatus.DELIVERED, now
@@ -131,7 +136,8 @@ class PromptService:
                 setattr(patient, name, _hhmm(value, name))
         if change.notifications_enabled is not None:
             patient.notifications_enabled = change.notifications_enabled
-        await patient.save()
+        # Only these columns: a concurrent change of status or plan is not overwritten with what we read.
+        await patient.save(update_fields=list(PREFERENCE_FIELDS))
         # Unsent prompts move to the new times; sent ones are history.
         await replan([patient], self.scheduling, now=now)
         return patient
@@ -161,18 +167,16 @@ async def expire_due(*, now: datetime, limit: int = 5000) -> int:
     )
 
 
-async def _own_prompt(patient_id: UUID, prompt_id: UUID, conn: BaseDBAsyncClient) -> Prompt:
+async def _own_prompt(
+    patient_id: UUID, prompt_id: UUID, conn: BaseDBAsyncClient, *, field: str = "prompt_id"
+) -> Prompt:
     prompt = await Prompt.filter(id=prompt_id, patient_id=patient_id).select_for_update().using_db(conn).first()
     if prompt is None:
-        raise NotFound("prompt", field="prompt_id")
+        raise NotFound("prompt", field=field)
     return prompt
 
 
 def _hhmm(value: str, field: str) -> str:
-    try:
-        parsed = parse_hhmm(value)
-    except ValueError as exc:
-        raise BadInput(field, "must be a local time HH:MM") from exc
-    if len(value) != 5:
-        raise BadInput(field, "must be a local time HH:MM")
-    return parsed.strftime("%H:%M")
+    if not HHMM.fullmatch(value):
+        raise BadInput(field, "must be a local time HH:MM, 00:00 to 23:59")
+    return parse_hhmm(value).strftime("%H:%M")

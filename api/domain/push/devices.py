@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.domain.account.tokens import sha256_hex
 from api.domain.actor import Actor
 from api.domain.errors import BadInput
 from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.models import Patient
 from api.domain.push.models import Device, ProviderName
 
 MAX_TOKEN = 4096
@@ -23,6 +25,16 @@ async def register(actor: Actor, provider: ProviderName, token: str, platform: s
         raise BadInput("token", f"must be 1 to {MAX_TOKEN} characters")
     if platform is not None and len(platform) > MAX_PLATFORM:
         raise BadInput("platform", f"must be at most {MAX_PLATFORM} characters")
+    try:
+        return await _register(patient, provider, token, platform, now)
+    except IntegrityError:
+        # A concurrent registration of the same new token inserted it first: now it exists, and is updated.
+        return await _register(patient, provider, token, platform, now)
+
+
+async def _register(
+    patient: Patient, provider: ProviderName, token: str, platform: str | None, now: datetime
+) -> Device:
     token_hash = sha256_hex(token)
     async with in_transaction() as conn:
         device = (
@@ -40,6 +52,8 @@ async def register(actor: Actor, provider: ProviderName, token: str, platform: s
                 last_seen_at=now,
                 using_db=conn,
             )
+        # Phones change hands: the token now reaches this patient only. Messages still queued for the previous
+        # owner are dropped by the outbox, which checks whose device it is at send time.
         device.clinic_id, device.patient_id = patient.clinic_id, patient.id
         device.platform = platform or device.platform
         device.last_seen_at = now

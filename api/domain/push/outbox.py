@@ -3,6 +3,11 @@
 Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of dispatchers share the work and none
 sends a row another holds. A claim carries a lease: a dispatcher that dies between claim and send leaves a row
 that another takes once the lease has passed (sent at least once; never twice while a lease is held).
+
+A due prompt is held back, never pushed, when it is inside the patient's quiet hours (a late release after
+downtime) or the patient's daily cap is reached: its `deliver_at` moves to where quiet hours end, that night or the
+next local day, if its window lasts that long; otherwise it is released (listed, answerable) without a push.
+Reminders follow the same two rules.
 """
 
 from __future__ import annotations
@@ -78,23 +83,23 @@ async def release_due(policy: DeliveryPolicy, *, now: datetime) -> FunnelReport:
         outbox: list[PushMessage] = []
         for prompt in due:
             patient = targets.patients[prompt.patient_id]
-            devices = targets.devices.get(prompt.patient_id, []) if patient.notifications_enabled else []
-            if prompt.push and devices and targets.capped(patient, now, policy.daily_cap):
-                # The rest wait for the next local day, if the window lasts that long.
-                later = targets.next_day_start(patient, now)
-                if later < prompt.expires_at:
-                    prompt.deliver_at, prompt.updated_at = later, now
-                    await prompt.save(using_db=conn, update_fields=["deliver_at", "updated_at"])
+            devices = targets.enabled(patient) if prompt.push else []
+            # Late is measured against the planned time, also when a hold delays the release further.
+            prompt.late = prompt.late or now - prompt.deliver_at > policy.late_after
+            hold = targets.hold(patient, now, policy.daily_cap, quiet_hours=prompt.respects_quiet_hours)
+            if devices and hold is not None:
+                if hold < prompt.expires_at:
+                    prompt.deliver_at, prompt.updated_at = hold, now
+                    await prompt.save(using_db=conn, update_fields=["deliver_at", "late", "updated_at"])
                     report.deferred += 1
                     continue
-                devices = []
+                devices = []  # the window closes first: listed and answerable, but not pushed
             prompt.status, prompt.sent_at, prompt.updated_at = PromptStatus.SENT, now, now
-            prompt.late = now - prompt.deliver_at > policy.late_after
-            prompt.next_reminder_at = _reminder_at(prompt, 0)
+            prompt.next_reminder_at = _reminder_at(prompt, 0, now)
             await prompt.save(using_db=conn)
             report.released += 1
             report.late += prompt.late
-            if prompt.push and devices:
+            if devices:
                 outbox += _messages(prompt, devices, 0, now)
                 targets.count_send(patient.id, now)
         await PushMessage.bulk_create(outbox, using_db=conn)
@@ -120,17 +125,18 @@ async def queue_reminders(policy: DeliveryPolicy, *, now: datetime) -> FunnelRep
         for prompt in due:
             patient = targets.patients[prompt.patient_id]
             sequence = prompt.reminders_sent + 1
-            quiet_end = targets.after_quiet_hours(patient, now) if prompt.respects_quiet_hours else now
-            if quiet_end > now:
-                prompt.next_reminder_at = quiet_end if quiet_end < prompt.expires_at else None
+            devices = targets.enabled(patient) if prompt.push else []
+            hold = targets.hold(patient, now, policy.daily_cap, quiet_hours=prompt.respects_quiet_hours)
+            if devices and hold is not None:
+                # Waits, like a first push would; dropped (with any later one) if the window closes first.
+                prompt.next_reminder_at = hold if hold < prompt.expires_at else None
             else:
-                devices = targets.devices.get(prompt.patient_id, []) if patient.notifications_enabled else []
-                if prompt.push and devices and not targets.capped(patient, now, policy.daily_cap):
+                if devices:
                     outbox += _messages(prompt, devices, sequence, now)
                     targets.count_send(patient.id, now)
                     report.reminders += 1
                 prompt.reminders_sent = sequence
-                prompt.next_reminder_at = _reminder_at(prompt, sequence)
+                prompt.next_reminder_at = _reminder_at(prompt, sequence, now)
             prompt.updated_at = now
             await prompt.save(using_db=conn, update_fields=["reminders_sent", "next_reminder_at", "updated_at"])
         await PushMessage.bulk_create(outbox, using_db=conn)
@@ -187,11 +193,13 @@ async def _send_one(
     now: datetime,
     report: DeliveryReport,
 ) -> None:
-    if prompt.status not in OPEN_STATUSES or prompt.expires_at <= now or device.disabled_at is not None:
+    # A device whose token another patient has since registered is theirs now: never send them our prompt.
+    gone = device.disabled_at is not None or device.patient_id != prompt.patient_id
+    if prompt.status not in OPEN_STATUSES or prompt.expires_at <= now or gone:
         await _finish(message, MessageStatus.DROPPED, now)
         report.dropped += 1
         return
-    result = await providers[device.provider].send(device.token, Payload(prompt_id=prompt.id), now=now)
+    result = await _send(providers, device, prompt, now)
     if result.error_class:
         report.errors[result.error_class] = report.errors.get(result.error_class, 0) + 1
     if result.outcome is Outcome.ACCEPTED:
@@ -200,6 +208,8 @@ async def _send_one(
     elif result.outcome is Outcome.DEAD_TOKEN:
         await _finish(message, MessageStatus.DEAD_TOKEN, now, result)
         await Device.filter(id=device.id, disabled_at=None).update(disabled_at=now, disabled_reason=result.error_class)
+        # The rest of this batch for the device is dropped, not sent to a token known to be dead.
+        device.disabled_at, device.disabled_reason = now, result.error_class
         report.dead_tokens += 1
     elif result.outcome is Outcome.RETRY and message.attempts < policy.max_attempts:
         message.status, message.lease_until = MessageStatus.PENDING, None
@@ -220,6 +230,22 @@ async def _send_one(
             "attempt": message.attempts,
         },
     )
+
+
+async def _send(
+    providers: Mapping[ProviderName, PushProvider], device: Device, prompt: Prompt, now: datetime
+) -> SendResult:
+    """The provider's answer. Providers never raise by contract; one that does (a bug) must not stop the batch
+    and leave the rest of it claimed until the lease ends."""
+    provider = providers.get(device.provider)
+    if provider is None:
+        return SendResult(Outcome.FAILED, error_class="provider.unconfigured")
+    try:
+        return await provider.send(device.token, Payload(prompt_id=prompt.id), now=now)
+    except Exception as exc:  # any bug in one send is counted and retried, never fatal to the batch
+        # The type only: a provider's message may quote the token or the endpoint.
+        log.warning("push.provider_error", extra={"provider": device.provider.value, "error": type(exc).__name__})
+        return SendResult(Outcome.RETRY, error_class="provider.exception")
 
 
 async def _finish(
@@ -259,11 +285,15 @@ def _messages(prompt: Prompt, devices: Sequence[Device], sequence: int, now: dat
     ]
 
 
-def _reminder_at(prompt: Prompt, sent_reminders: int) -> datetime | None:
-    """Reminders count from delivery; None when there are no more."""
-    if prompt.sent_at is None or sent_reminders >= len(prompt.reminder_minutes):
+def _reminder_at(prompt: Prompt, sent_reminders: int, now: datetime) -> datetime | None:
+    """Reminders count from delivery; None when there are no more. A reminder that waited (quiet hours, the
+    daily cap) keeps its distance to the next one: two never go out back to back."""
+    offsets = prompt.reminder_minutes
+    if prompt.sent_at is None or sent_reminders >= len(offsets):
         return None
-    at = prompt.sent_at + timedelta(minutes=prompt.reminder_minutes[sent_reminders])
+    at = prompt.sent_at + timedelta(minutes=offsets[sent_reminders])
+    if sent_reminders:
+        at = max(at, now + timedelta(minutes=offsets[sent_reminders] - offsets[sent_reminders - 1]))
     return at if at < prompt.expires_at else None
 
 
@@ -297,6 +327,18 @@ class _Targets:
                 seen.add((prompt_id, sequence))
                 sends.setdefault(patient_id, []).append(created_at)
         return cls(patients, devices, sends)
+
+    def enabled(self, patient: Patient) -> list[Device]:
+        """Where a push to this patient goes: nowhere with notifications off."""
+        return self.devices.get(patient.id, []) if patient.notifications_enabled else []
+
+    def hold(self, patient: Patient, now: datetime, cap: int, *, quiet_hours: bool) -> datetime | None:
+        """Until when a push to this patient must wait, or None if it may go now."""
+        if quiet_hours:
+            quiet_end = self.after_quiet_hours(patient, now)
+            if quiet_end > now:
+                return quiet_end
+        return self.next_day_start(patient, now) if self.capped(patient, now, cap) else None
 
     def capped(self, patient: Patient, now: datetime, cap: int) -> bool:
         zone = ZoneInfo(patient.timezone)

@@ -23,6 +23,8 @@ MAX_DURATION_MINUTES = 24 * 60 * 5  # continuous infusions run for days (researc
 MAX_NOTES = 4000
 # Sessions are planned ahead, not years out; and recorded back, not from before the clinic kept records.
 MAX_AHEAD = timedelta(days=730)
+# What happened (actual start and end) is recorded afterwards; a little clock skew between machines is tolerated.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,7 @@ class TreatmentService:
     ) -> InfusionSession:
         require_staff(actor)
         patient = await reachable_patient(actor, patient_id)
-        starts = require_aware(starts_at, "starts_at")
-        if starts > now + MAX_AHEAD:
-            raise BadInput("starts_at", "is more than two years ahead")
+        starts = _planned_start(starts_at, now)
         _check_duration(planned_duration_minutes)
         async with in_transaction() as conn:
             course = await self._course(actor, patient, course_id, now, conn)
@@ -87,7 +87,7 @@ class TreatmentService:
             if session is None:
                 raise NotFound("infusion session", field="id")
             patient = await reachable_patient(actor, session.patient_id)
-            _apply(session, change)
+            _apply(session, change, now)
             session.updated_at = now
             await session.save(using_db=conn)
             await audit.record(
@@ -138,20 +138,34 @@ def _check_duration(minutes: int, field: str = "planned_duration_minutes") -> No
         raise BadInput(field, f"must be between 1 and {MAX_DURATION_MINUTES} minutes")
 
 
-def _apply(session: InfusionSession, change: SessionChange) -> None:
+def _planned_start(value: datetime, now: datetime) -> datetime:
+    starts = require_aware(value, "starts_at")
+    if starts > now + MAX_AHEAD:
+        raise BadInput("starts_at", "is more than two years ahead")
+    return starts
+
+
+def _happened(value: datetime, field: str, now: datetime) -> datetime:
+    at = require_aware(value, field)
+    if at > now + CLOCK_SKEW:
+        raise BadInput(field, "is in the future")
+    return at
+
+
+def _apply(session: InfusionSession, change: SessionChange, now: datetime) -> None:
     if session.status is SessionStatus.CANCELLED:
         raise Conflict("the session is cancelled", field="id")
-    _apply_plan(session, change)
-    _apply_record(session, change)
+    _apply_plan(session, change, now)
+    _apply_record(session, change, now)
     if change.status is not None:
         session.status = change.status
 
 
-def _apply_plan(session: InfusionSession, change: SessionChange) -> None:
+def _apply_plan(session: InfusionSession, change: SessionChange, now: datetime) -> None:
     if change.starts_at is not None:
         if session.status is not SessionStatus.SCHEDULED:
             raise Conflict("only a scheduled session can be moved", field="starts_at")
-        session.starts_at = require_aware(change.starts_at, "starts_at")
+        session.starts_at = _planned_start(change.starts_at, now)
     if change.planned_duration_minutes is not None:
         _check_duration(change.planned_duration_minutes)
         session.planned_duration_minutes = change.planned_duration_minutes
@@ -161,14 +175,15 @@ def _apply_plan(session: InfusionSession, change: SessionChange) -> None:
         session.notes = change.notes
 
 
-def _apply_record(session: InfusionSession, change: SessionChange) -> None:
-    """What happened: actual times and dose. Completing a session needs its end time."""
+def _apply_record(session: InfusionSession, change: SessionChange, now: datetime) -> None:
+    """What happened: actual times and dose. Completing a session needs its end time, which has to have come:
+    after-session prompts re-anchor on it."""
     if change.dose_mg is not None:
         session.dose_mg = _dose(change.dose_mg)
     if change.started_at is not None:
-        session.started_at = require_aware(change.started_at, "started_at")
+        session.started_at = _happened(change.started_at, "started_at", now)
     if change.ended_at is not None:
-        session.ended_at = require_aware(change.ended_at, "ended_at")
+        session.ended_at = _happened(change.ended_at, "ended_at", now)
     if change.status is SessionStatus.COMPLETED:
         if session.ended_at is None:
             raise BadInput("ended_at", "a completed session needs its end time")

@@ -13,6 +13,11 @@ from api.domain.errors import BadInput
 from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient
 from api.domain.push.models import Device, ProviderName
+from api.domain.push.providers.webpush import InvalidSubscription, WebPushConfig, parse_subscription
+
+# Only its endpoint rules (HTTPS, a known push service) are used: refusing a subscription at registration tells the
+# app at once, instead of a push failing silently days later.
+_SUBSCRIPTION_RULES = WebPushConfig(vapid_subject="", vapid_private_key="")
 
 MAX_TOKEN = 4096
 MAX_PLATFORM = 32
@@ -25,6 +30,8 @@ async def register(actor: Actor, provider: ProviderName, token: str, platform: s
         raise BadInput("token", f"must be 1 to {MAX_TOKEN} characters")
     if platform is not None and len(platform) > MAX_PLATFORM:
         raise BadInput("platform", f"must be at most {MAX_PLATFORM} characters")
+    if provider is ProviderName.WEBPUSH:
+        _check_subscription(token)
     try:
         return await _register(patient, provider, token, platform, now)
     except IntegrityError:
@@ -69,3 +76,12 @@ async def unregister(actor: Actor, token: str, *, now: datetime) -> bool:
         disabled_at=now, disabled_reason="unregistered"
     )
     return changed > 0
+
+
+def _check_subscription(token: str) -> None:
+    try:
+        parse_subscription(token, _SUBSCRIPTION_RULES)
+    except InvalidSubscription as exc:
+        if exc.error_class == "webpush.endpoint_not_allowed":
+            raise BadInput("token", "names a push service this server does not send to") from exc
+        raise BadInput("token", "is not a Web Push subscription (JSON with endpoint and keys)") from exc

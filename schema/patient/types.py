@@ -65,8 +65,9 @@ class Patient:
     @strawberry.field(description="Infusion sessions, oldest first.")
     async def sessions(self, info: Info) -> list[InfusionSession]:
         ctx = info.context
-        rows = await ctx.services.treatment.sessions(ctx.require_actor(), self._model.id, now=ctx.now)
-        return [InfusionSession.from_model(s) for s in rows]
+        actor = ctx.require_actor()
+        rows = await ctx.services.treatment.sessions(actor, self._model.id, now=ctx.now)
+        return [InfusionSession.from_model(s, clinical=actor.is_staff) for s in rows]
 
     @strawberry.field(description="Treatment courses (an induction series plus boosters).")
     async def courses(self, info: Info) -> list[TreatmentCourse]:

@@ -29,7 +29,8 @@ class InfusionSession:
     notes: str | None
 
     @classmethod
-    def from_model(cls, s: SessionModel) -> InfusionSession:
+    def from_model(cls, s: SessionModel, *, clinical: bool = True) -> InfusionSession:
+        """`clinical=False` for the patient's own view: dose and clinician notes are clinic-side data."""
         return cls(
             id=to_id(s.id),
             course_id=to_id(s.course_id),
@@ -38,8 +39,8 @@ class InfusionSession:
             status=s.status,
             started_at=s.started_at,
             ended_at=s.ended_at,
-            dose_mg=float(s.dose_mg) if s.dose_mg is not None else None,
-            notes=s.notes,
+            dose_mg=float(s.dose_mg) if clinical and s.dose_mg is not None else None,
+            notes=s.notes if clinical else None,
         )
 
 

@@ -292,3 +292,15 @@ async def test_a_diary_entry_cannot_answer_a_prompt_it_does_not_fit(
 
     assert (result.codes, result.fields) == ([code], ["promptId"])
     assert (await DiaryEntry.all().count(), await Prompt.all().order_by("id").values()) == before
+
+
+async def test_cancelled_prompts_are_listed_only_when_asked_for(on_time: Diarists, gql: GraphQLClient) -> None:
+    # A prompt that was due but never sent, cancelled (its session moved, or the patient was paused).
+    prompt = await prompt_of(on_time.alice, "daily_diary", DIARY_25_DUE)
+    await Prompt.filter(id=prompt.id).update(status="CANCELLED", cancelled_at=DIARY_25_DUE)
+
+    default = {p["id"] for p in await mine(gql, on_time.alice, AT, None)}
+    asked = {p["id"] for p in await mine(gql, on_time.alice, AT, ["CANCELLED"])}
+
+    assert str(prompt.id) not in default
+    assert asked == {str(prompt.id)}

@@ -334,6 +334,9 @@ COMPLETE = {"status": "COMPLETED", "endedAt": (STARTS + timedelta(minutes=40)).i
         # A valid move alongside a bad dose: the move is not kept either.
         (None, {"startsAt": "2026-11-29T15:00:00Z", "doseMg": -1.0}, "BAD_USER_INPUT", "doseMg"),
         ("complete", {"startsAt": "2026-11-30T15:00:00Z"}, "CONFLICT", "startsAt"),
+        # What happened stays recorded: a completed session is neither cancelled nor put back on the calendar.
+        ("complete", {"status": "CANCELLED"}, "CONFLICT", "status"),
+        ("complete", {"status": "SCHEDULED"}, "CONFLICT", "status"),
         ("cancel", {"notes": "Rebooked by phone."}, "CONFLICT", "id"),
         ("cancel", {"status": "SCHEDULED"}, "CONFLICT", "id"),
         ("cancel", {"startsAt": "2026-11-30T15:00:00Z"}, "CONFLICT", "id"),
@@ -374,3 +377,17 @@ async def test_a_session_cannot_be_moved_further_ahead_than_it_could_be_booked(g
     assert (booked.codes, booked.fields) == (["BAD_USER_INPUT"], ["startsAt"])
     assert (moved.codes, moved.fields) == (["BAD_USER_INPUT"], ["startsAt"]), moved.data
     assert await stored() == before
+
+
+async def test_a_patient_sees_their_sessions_without_dose_or_clinician_notes(gql: GraphQLClient, ward: Ward) -> None:
+    session = await schedule(gql, ward)
+    record = {**COMPLETE, "doseMg": 35.5, "notes": "Mild dissociation, settled by 30 min."}
+    (await gql(UPDATE, {"id": session["id"], "input": record}, actor=ward.clinician.actor, now=AFTER)).ok()
+    query = "query($id: ID!) { patient(id: $id) { sessions { id status doseMg notes } } }"
+    variables = {"id": str(ward.alice.patient.id)}
+
+    own = (await gql(query, variables, actor=ward.alice.actor, now=AFTER)).ok()["patient"]["sessions"]
+    staff = (await gql(query, variables, actor=ward.clinician.actor, now=AFTER)).ok()["patient"]["sessions"]
+
+    assert own == [{"id": session["id"], "status": "COMPLETED", "doseMg": None, "notes": None}]
+    assert staff == [{"id": session["id"], "status": "COMPLETED", "doseMg": 35.5, "notes": record["notes"]}]

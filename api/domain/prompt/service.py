@@ -67,11 +67,13 @@ class PromptService:
         self.scheduling = scheduling
 
     async def mine(self, actor: Actor, statuses: Sequence[PromptStatus] | None, *, now: datetime) -> list[Prompt]:
-        """The patient's prompts that are due (or were), newest first; future ones are not shown yet."""
+        """The patient's prompts that are due (or were), newest first; future ones are not shown yet.
+
+        Cancelled prompts were never sent (their session moved or was cancelled): shown only when asked for.
+        """
         patient_id = require_patient(actor)
         query = Prompt.filter(patient_id=patient_id, due_at__lte=now)
-        if statuses:
-            query = query.filter(status__in=list(statuses))
+        query = query.filter(status__in=list(statuses)) if statuses else query.exclude(status=PromptStatus.CANCELLED)
         return await query.order_by("-due_at", "-id").limit(200)
 
     async def of_patient(self, actor: Actor, patient_id: UUID, *, now: datetime) -> list[Prompt]:

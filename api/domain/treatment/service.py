@@ -155,6 +155,9 @@ def _happened(value: datetime, field: str, now: datetime) -> datetime:
 def _apply(session: InfusionSession, change: SessionChange, now: datetime) -> None:
     if session.status is SessionStatus.CANCELLED:
         raise Conflict("the session is cancelled", field="id")
+    if session.status is SessionStatus.COMPLETED and change.status not in (None, SessionStatus.COMPLETED):
+        # What happened stays recorded; a session entered in error is corrected, not un-happened.
+        raise Conflict("a completed session cannot be cancelled or rescheduled", field="status")
     _apply_plan(session, change, now)
     _apply_record(session, change, now)
     if change.status is not None:

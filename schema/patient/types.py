@@ -82,9 +82,16 @@ class Patient:
         return [Prompt.from_model(p) for p in rows]
 
     @strawberry.field(description="Answered ÷ (answered + expired), overall first, then per instrument.")
-    async def adherence(self, info: Info) -> list[Adherence]:
+    async def adherence(
+        self,
+        info: Info,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+    ) -> list[Adherence]:
         ctx = info.context
-        rows = await ctx.services.prompts.adherence(ctx.require_actor(), self._model.id, now=ctx.now)
+        rows = await ctx.services.prompts.adherence(
+            ctx.require_actor(), self._model.id, start=from_, end=to, now=ctx.now
+        )
         return [Adherence.from_domain(a) for a in rows]
 
     @strawberry.field(description="The newest entry that is not entered in error.")

@@ -99,3 +99,35 @@ async def test_adherence_overall_and_per_instrument(factory: Factory, staff: Sta
     ]
     assert await adherence(gql, alice, staff.actor, later) == expected
     assert await adherence(gql, alice, alice.actor, later) == expected
+
+
+async def test_adherence_over_a_period_counts_only_prompts_due_in_it(
+    factory: Factory, staff: Staff, gql: GraphQLClient
+) -> None:
+    alice = await _alice(factory, staff, JOINED)
+    for at in (DIARY_24_DUE, DIARY_24_DUE + timedelta(hours=7), DIARY_25_DUE):
+        await tick(at)
+    at = DIARY_25_DUE + timedelta(hours=1)
+    prompt = await Prompt.get(patient_id=alice.patient.id, rule_id="daily_diary", due_at=DIARY_25_DUE)
+    (await gql(LOG, {"input": entry_input(at, promptId=str(prompt.id))}, actor=alice.actor, now=at)).ok()
+    query = (
+        "query($id: ID!, $from: DateTime, $to: DateTime) {"
+        " patient(id: $id) { adherence(from: $from, to: $to) { instrument answered expired rate } } }"
+    )
+
+    async def period(start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
+        variables = {
+            "id": str(alice.patient.id),
+            "from": start.isoformat() if start else None,
+            "to": end.isoformat() if end else None,
+        }
+        rows = (await gql(query, variables, actor=staff.actor, now=at)).ok()["patient"]["adherence"]
+        assert isinstance(rows, list)
+        return rows
+
+    # `from` inclusive, `to` exclusive, on the due time.
+    assert await period(DIARY_24_DUE, DIARY_25_DUE) == [row(None, 0, 1, 0.0), row("daily_diary", 0, 1, 0.0)]
+    assert await period(DIARY_25_DUE, None) == [row(None, 1, 0, 1.0), row("daily_diary", 1, 0, 1.0)]
+    assert await period(None, None) == [row(None, 1, 1, 0.5), row("daily_diary", 1, 1, 0.5)]
+    naive = await gql(query, {"id": str(alice.patient.id), "from": "2026-11-25T00:00:00"}, actor=staff.actor, now=at)
+    assert (naive.codes, naive.fields) == (["BAD_USER_INPUT"], ["from"])

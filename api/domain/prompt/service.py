@@ -10,10 +10,12 @@ from enum import StrEnum
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
 from api.domain.actor import Actor
+from api.domain.clock import require_aware
 from api.domain.errors import BadInput, Conflict, DomainError, ErrorCode, NotFound
 from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient
@@ -144,17 +146,28 @@ class PromptService:
         await replan([patient], self.scheduling, now=now)
         return patient
 
-    async def adherence(self, actor: Actor, patient_id: UUID, *, now: datetime) -> list[Adherence]:
-        """Per instrument and overall (instrument None), over everything that has come due."""
+    async def adherence(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        now: datetime,
+    ) -> list[Adherence]:
+        """Per instrument and overall (instrument None), for prompts due in [start, end) (default: all time)."""
         patient = await reachable_patient(actor, patient_id)
+        query = Prompt.filter(patient_id=patient.id, status__in=[PromptStatus.ANSWERED, PromptStatus.EXPIRED])
+        if start is not None:
+            query = query.filter(due_at__gte=require_aware(start, "from"))
+        if end is not None:
+            query = query.filter(due_at__lt=require_aware(end, "to"))
         await audit.record(actor, "prompt.adherence", [patient.id], now=now)
-        rows = await Prompt.filter(
-            patient_id=patient.id, status__in=[PromptStatus.ANSWERED, PromptStatus.EXPIRED]
-        ).values_list("instrument", "status")
+        rows = await query.group_by("instrument", "status").annotate(n=Count("id")).values("instrument", "status", "n")
         counts: dict[str, list[int]] = {}
-        for instrument, status in rows:
-            pair = counts.setdefault(str(instrument), [0, 0])
-            pair[0 if status == PromptStatus.ANSWERED else 1] += 1
+        for row in rows:
+            pair = counts.setdefault(str(row["instrument"]), [0, 0])
+            pair[0 if row["status"] == PromptStatus.ANSWERED else 1] += int(row["n"])
         per = [Adherence(i, a, e) for i, (a, e) in sorted(counts.items())]
         return [Adherence(None, sum(x.answered for x in per), sum(x.expired for x in per)), *per]
 

@@ -15,8 +15,8 @@ from api.domain.patient.models import Patient
 from api.domain.push.models import Device, ProviderName
 from api.domain.push.providers.webpush import InvalidSubscription, WebPushConfig, parse_subscription
 
-# Only its endpoint rules (HTTPS, a known push service) are used: refusing a subscription at registration tells the
-# app at once, instead of a push failing silently days later.
+# Used only to parse: a subscription that can never work is refused at registration, telling the app at once.
+# Which push services may be sent to is the configured provider's rule, enforced when it sends.
 _SUBSCRIPTION_RULES = WebPushConfig(vapid_subject="", vapid_private_key="")
 
 MAX_TOKEN = 4096
@@ -83,5 +83,5 @@ def _check_subscription(token: str) -> None:
         parse_subscription(token, _SUBSCRIPTION_RULES)
     except InvalidSubscription as exc:
         if exc.error_class == "webpush.endpoint_not_allowed":
-            raise BadInput("token", "names a push service this server does not send to") from exc
+            return
         raise BadInput("token", "is not a Web Push subscription (JSON with endpoint and keys)") from exc

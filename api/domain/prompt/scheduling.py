@@ -58,7 +58,6 @@ class PlanReport:
     moved: int = 0
     cancelled: int = 0
     revived: int = 0
-    touched: set[UUID] = field(default_factory=set)
 
     def add(self, other: PlanReport) -> None:
         self.patients += other.patients
@@ -66,7 +65,6 @@ class PlanReport:
         self.moved += other.moved
         self.cancelled += other.cancelled
         self.revived += other.revived
-        self.touched |= other.touched
 
 
 @dataclass
@@ -86,7 +84,6 @@ class _Changes:
     moved: list[Prompt] = field(default_factory=list)
     revived: list[Prompt] = field(default_factory=list)
     cancelled: list[UUID] = field(default_factory=list)
-    touched: set[UUID] = field(default_factory=set)
 
 
 async def plan_all(policy: SchedulingPolicy, *, now: datetime) -> PlanReport:
@@ -147,7 +144,7 @@ async def write_plan(state: PlanState, *, now: datetime) -> PlanReport:
     changes = _Changes()
     for patient in state.patients:
         _decide(patient, state, changes, now)
-    report = PlanReport(patients=len(state.patients), touched=changes.touched)
+    report = PlanReport(patients=len(state.patients))
     report.created = await _insert(changes.new)
     report.moved = await _update_where(changes.moved, PLANNED_FIELDS, status=PromptStatus.SCHEDULED)
     report.revived = await _update_where(
@@ -163,7 +160,6 @@ async def write_plan(state: PlanState, *, now: datetime) -> PlanReport:
 def _decide(patient: Patient, state: PlanState, changes: _Changes, now: datetime) -> None:
     plan = state.plans.get(patient.plan_family_id) if patient.plan_family_id else None
     existing = state.existing.get(patient.id, {})
-    before = len(changes.new) + len(changes.moved) + len(changes.revived) + len(changes.cancelled)
     keys: set[tuple[str, str]] = set()
     for o in state.wanted.get(patient.id, []):
         keys.add((o.rule_id, o.anchor))
@@ -186,8 +182,6 @@ def _decide(patient: Patient, state: PlanState, changes: _Changes, now: datetime
     changes.cancelled += [
         r.id for k, r in existing.items() if k not in keys and r.status is PromptStatus.SCHEDULED and r.expires_at > now
     ]
-    if len(changes.new) + len(changes.moved) + len(changes.revived) + len(changes.cancelled) > before:
-        changes.touched.add(patient.id)
 
 
 def _held(row: Prompt, o: Occurrence, prefs: Preferences, now: datetime) -> bool:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -62,7 +63,7 @@ class JobClock:
 
     def _bind(
         self, job_id: str, run: Pass, config: JobConfig, clock: Callable[[], datetime]
-    ) -> Callable[[], Awaitable[None]]:
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         async def job() -> None:
             self._running += 1
             self._idle.clear()

@@ -9,7 +9,11 @@ from api.domain.account.passwords import Passwords
 from api.domain.account.service import AccountPolicy, AccountService
 from api.domain.account.throttle import ThrottleRule
 from api.domain.account.tokens import AccessTokens
+from api.domain.alert.broker import AlertBroker, LocalBroker
+from api.domain.alert.service import AlertPolicy, AlertService
 from api.domain.diary.service import DiaryPolicy, DiaryService
+from api.domain.export.service import ExportService
+from api.domain.outcome.service import OutcomeService
 from api.domain.patient.service import PatientService
 from api.domain.prompt.scheduling import SchedulingPolicy
 from api.domain.prompt.service import PromptService
@@ -17,6 +21,7 @@ from api.domain.push.models import ProviderName
 from api.domain.push.outbox import DeliveryPolicy
 from api.domain.push.providers.base import PushProvider
 from api.domain.push.providers.log import LogProvider
+from api.domain.questionnaire.service import QuestionnaireService
 from api.domain.services import Services
 from api.domain.treatment.service import TreatmentService
 from api.settings import Settings
@@ -34,7 +39,8 @@ def build_job_config(settings: Settings, providers: Mapping[ProviderName, PushPr
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, broker: AlertBroker | None = None) -> Services:
+    """`broker` carries alert notices to subscribers; one per process, shared with the in-process jobs."""
     window = timedelta(minutes=settings.login_window_minutes)
     lock = timedelta(minutes=settings.login_lock_minutes)
     accounts = AccountService(
@@ -48,6 +54,13 @@ def build_services(settings: Settings) -> Services:
     )
     scheduling = SchedulingPolicy(horizon=timedelta(days=settings.prompt_horizon_days))
     prompts = PromptService(scheduling)
+    alerts = AlertService(
+        AlertPolicy(
+            escalation_delay=timedelta(minutes=settings.alert_escalation_minutes),
+            crisis_message=settings.crisis_message,
+        ),
+        broker or LocalBroker(),
+    )
     return Services(
         accounts=accounts,
         patients=PatientService(
@@ -65,4 +78,8 @@ def build_services(settings: Settings) -> Services:
         ),
         prompts=prompts,
         treatment=TreatmentService(scheduling),
+        questionnaires=QuestionnaireService(prompts, alerts),
+        outcomes=OutcomeService(),
+        alerts=alerts,
+        exports=ExportService(),
     )

@@ -12,6 +12,8 @@ MODEL_MODULES = [
     "api.domain.treatment.models",
     "api.domain.prompt.models",
     "api.domain.push.models",
+    "api.domain.questionnaire.models",
+    "api.domain.alert.models",
 ]
 
 

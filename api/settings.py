@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     # The periodic passes run inside `serve` when true. Default: on for SQLite (one process owns the file),
     # off for PostgreSQL, where `interlude jobs` processes run them.
     jobs_in_process: bool | None = None
+    # Clinical layer. A clinic's own settings (set by its admins) override these defaults.
+    crisis_message: str = (
+        "If you are thinking about harming yourself, call or text 988 (Suicide & Crisis Lifeline, US) now. "
+        "If you are in immediate danger, call 911. This diary is not monitored around the clock."
+    )
+    # An unacknowledged critical alert goes to the clinic's admins after this long.
+    alert_escalation_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Extra instrument definitions (JSON files) a clinic holds a licence for, e.g. BPI; added to the built-in ones.
+    instruments_dir: Path | None = None
     # Push providers. A platform without credentials falls back to the `log` provider (records, sends nothing).
     push_fcm_service_account_file: Path | None = None
     push_fcm_base_url: str = "https://fcm.googleapis.com"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -36,7 +36,7 @@ class AlertNotice:
 class AlertBroker(Protocol):
     async def publish(self, notice: AlertNotice) -> None: ...
 
-    def subscribe(self, clinic_id: UUID) -> asyncio.AbstractAsyncContextManager[AsyncIterator[AlertNotice]]: ...
+    def subscribe(self, clinic_id: UUID) -> AbstractAsyncContextManager[AsyncIterator[AlertNotice]]: ...
 
 
 class LocalBroker:

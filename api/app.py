@@ -19,9 +19,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import migrations
-from api.container import build_job_config, build_services
+from api.container import build_broker, build_job_config, build_services
 from api.db import tortoise_config
 from api.domain.clock import utc_now
+from api.export import ExportRoutes
 from api.graphql import InterludeGraphQL
 from api.middleware import RequestIdMiddleware
 from api.push_setup import build_providers, close_providers
@@ -34,7 +35,9 @@ log = logging.getLogger("interlude.http")
 
 def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[], datetime] = utc_now) -> Starlette:
     """`manage_orm=False` leaves Tortoise to the caller (tests that already hold a database context)."""
-    services = build_services(settings)
+    # One per process: the app's subscriptions and the in-process jobs share it.
+    broker = build_broker(settings)
+    services = build_services(settings, broker)
     graphql = InterludeGraphQL(
         build_schema(production=settings.is_production),
         services=services,
@@ -48,6 +51,15 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with serving(app):
+                yield
+        finally:
+            # After the jobs, which may still publish while they stop.
+            await broker.close()
+
+    @asynccontextmanager
+    async def serving(app: Starlette) -> AsyncIterator[None]:
         if not manage_orm:
             yield
             return
@@ -57,7 +69,7 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
                 return
             # Embedded mode (SQLite): this process is also the jobs process, so the demo shows prompts flowing.
             providers = build_providers(settings)
-            jobs = JobClock(build_job_config(settings, providers), clock)
+            jobs = JobClock(build_job_config(settings, providers, services.alerts), clock)
             jobs.start()
             try:
                 yield
@@ -72,6 +84,7 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readiness.endpoint),
+            *ExportRoutes(services, clock).routes(),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

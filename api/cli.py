@@ -19,7 +19,7 @@ from tortoise.exceptions import BaseORMException
 
 from api import demo, migrations
 from api.app import create_app
-from api.container import build_job_config, build_services
+from api.container import build_alerts, build_broker, build_job_config, build_services
 from api.db import tortoise_config
 from api.domain.actor import Role
 from api.domain.clock import utc_now
@@ -161,7 +161,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs(settings: Settings, _: argparse.Namespace) -> int:
     async def work() -> int:
         providers = build_providers(settings)
-        clock = JobClock(build_job_config(settings, providers), utc_now)
+        # With PostgreSQL, raised and escalated alerts reach the API replicas' subscribers through this broker.
+        broker = build_broker(settings)
+        clock = JobClock(build_job_config(settings, providers, build_alerts(settings, broker)), utc_now)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,6 +173,7 @@ def _jobs(settings: Settings, _: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             await clock.stop()
+            await broker.close()
             await close_providers(providers)
         return 0
 
@@ -180,9 +183,11 @@ def _jobs(settings: Settings, _: argparse.Namespace) -> int:
 def _jobs_tick(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         providers = build_providers(settings)
+        broker = build_broker(settings)
         try:
-            report = await tick(build_job_config(settings, providers), args.now)
+            report = await tick(build_job_config(settings, providers, build_alerts(settings, broker)), args.now)
         finally:
+            await broker.close()
             await close_providers(providers)
         print(f"tick at {args.now.isoformat()}")
         for job, counts in report.items():

@@ -10,6 +10,7 @@ from api.domain.account.service import AccountPolicy, AccountService
 from api.domain.account.throttle import ThrottleRule
 from api.domain.account.tokens import AccessTokens
 from api.domain.alert.broker import AlertBroker, LocalBroker
+from api.domain.alert.pg_broker import PostgresBroker
 from api.domain.alert.service import AlertPolicy, AlertService
 from api.domain.diary.service import DiaryPolicy, DiaryService
 from api.domain.export.service import ExportService
@@ -21,22 +22,48 @@ from api.domain.push.models import ProviderName
 from api.domain.push.outbox import DeliveryPolicy
 from api.domain.push.providers.base import PushProvider
 from api.domain.push.providers.log import LogProvider
+from api.domain.questionnaire import instruments
 from api.domain.questionnaire.service import QuestionnaireService
 from api.domain.services import Services
 from api.domain.treatment.service import TreatmentService
 from api.settings import Settings
 from jobs.passes import JobConfig
 
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "asyncpg", "psycopg"})
 
-def build_job_config(settings: Settings, providers: Mapping[ProviderName, PushProvider] | None = None) -> JobConfig:
-    """Everything the periodic passes need. Providers default to the `log` provider for every platform."""
+
+def build_job_config(
+    settings: Settings,
+    providers: Mapping[ProviderName, PushProvider] | None = None,
+    alerts: AlertService | None = None,
+) -> JobConfig:
+    """Everything the periodic passes need. Providers default to the `log` provider for every platform; `alerts`
+    should be the process's shared service, so that escalations reach this process's subscribers."""
     log_provider = LogProvider()
     return JobConfig(
         throttle_window=timedelta(minutes=settings.login_window_minutes),
         scheduling=SchedulingPolicy(horizon=timedelta(days=settings.prompt_horizon_days)),
         delivery=DeliveryPolicy(daily_cap=settings.push_daily_cap),
         providers=providers or dict.fromkeys(ProviderName, log_provider),
+        alerts=alerts or build_alerts(settings),
     )
+
+
+def build_broker(settings: Settings) -> AlertBroker:
+    """One per process, closed at shutdown. PostgreSQL: notices reach every replica (LISTEN/NOTIFY); SQLite (one
+    embedded process): they stay in this process."""
+    scheme = settings.database_url.partition("://")[0]
+    if scheme in POSTGRES_SCHEMES:
+        return PostgresBroker.from_url(settings.database_url)
+    return LocalBroker()
+
+
+def build_alerts(settings: Settings, broker: AlertBroker | None = None) -> AlertService:
+    policy = AlertPolicy(
+        escalation_delay=timedelta(minutes=settings.alert_escalation_minutes),
+        crisis_message=settings.crisis_message,
+    )
+    return AlertService(policy, broker or LocalBroker())
 
 
 def build_services(settings: Settings, broker: AlertBroker | None = None) -> Services:
@@ -54,13 +81,10 @@ def build_services(settings: Settings, broker: AlertBroker | None = None) -> Ser
     )
     scheduling = SchedulingPolicy(horizon=timedelta(days=settings.prompt_horizon_days))
     prompts = PromptService(scheduling)
-    alerts = AlertService(
-        AlertPolicy(
-            escalation_delay=timedelta(minutes=settings.alert_escalation_minutes),
-            crisis_message=settings.crisis_message,
-        ),
-        broker or LocalBroker(),
-    )
+    alerts = build_alerts(settings, broker)
+    # A malformed definition file stops start-up here, naming the file and key.
+    registry = instruments.Registry.load(settings.instruments_dir)
+    instruments.install(registry)
     return Services(
         accounts=accounts,
         patients=PatientService(
@@ -75,11 +99,12 @@ def build_services(settings: Settings, broker: AlertBroker | None = None) -> Ser
                 clock_skew=timedelta(seconds=settings.clock_skew_seconds),
             ),
             prompts,
+            alerts,
         ),
         prompts=prompts,
         treatment=TreatmentService(scheduling),
-        questionnaires=QuestionnaireService(prompts, alerts),
-        outcomes=OutcomeService(),
+        questionnaires=QuestionnaireService(prompts, alerts, registry),
+        outcomes=OutcomeService(prompts, return_rule=settings.outcome_return_rule),
         alerts=alerts,
         exports=ExportService(),
     )

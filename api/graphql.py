@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UnsetType
 
 from api.domain.actor import RequestMeta
 from api.domain.errors import DomainError, Unauthenticated
@@ -33,17 +35,40 @@ class InterludeGraphQL(GraphQL[Context, None]):
         # The request log line reads the operation name from here once the operation has run.
         state["meta"] = meta
         context = Context(services=self.services, now=now, meta=meta, request=request, response=response)
+        if isinstance(request, WebSocket):
+            context.clock = self.clock
         header = request.headers.get("authorization")
         if header:
-            scheme, _, token = header.partition(" ")
-            try:
-                if scheme.lower() != "bearer" or not token:
-                    raise Unauthenticated("use an Authorization: Bearer <access token> header")
-                context.actor = self.services.accounts.tokens.verify(token.strip(), now=now, meta=meta)
-                state["actor_id"] = str(context.actor.account_id)
-            except DomainError as exc:
-                context.auth_error = exc
+            self._authenticate(context, header, now)
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws `connection_init`: the token comes in its payload as {"authorization": "Bearer …"}
+        (browsers cannot set headers on a websocket), else from the upgrade request's Authorization header.
+        Without a valid token the connection is closed with 4403 before any operation can start."""
+        params = {str(k).lower(): v for k, v in (context.connection_params or {}).items()}
+        authorization = params.get("authorization")
+        if authorization is not None:
+            context.actor, context.auth_error, context.token = None, None, None
+            self._authenticate(context, authorization if isinstance(authorization, str) else "", self.clock())
+        if context.actor is None:
+            raise ConnectionRejectionError
+        return UnsetType()  # the singleton UNSET: a plain connection_ack
+
+    def _authenticate(self, context: Context, authorization: str, now: datetime) -> None:
+        scheme, _, token = authorization.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("use an Authorization: Bearer <access token> header")
+            context.actor = self.services.accounts.tokens.verify(token.strip(), now=now, meta=context.meta)
+        except DomainError as exc:
+            context.auth_error = exc
+            return
+        if isinstance(context.request, WebSocket):
+            # Kept so that every later use on the connection checks the token again (`Context.require_actor`).
+            context.token = token.strip()
+        if context.request is not None:
+            context.request.scope.setdefault("state", {})["actor_id"] = str(context.actor.account_id)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Strawberry answers an exception raised by an extension's hook outside the operation, and so outside

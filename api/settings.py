@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.domain.outcome.rules import DEFAULT_RULE, RULES
+
 DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 -- refused in production
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
     alert_escalation_minutes: int = Field(default=15, ge=1, le=24 * 60)
     # Extra instrument definitions (JSON files) a clinic holds a licence for, e.g. BPI; added to the built-in ones.
     instruments_dir: Path | None = None
+    # How return of pain after a course's last session is judged (api/domain/outcome/rules.py). Every value
+    # computed from it names the rule it came from.
+    outcome_return_rule: str = DEFAULT_RULE
     # Push providers. A platform without credentials falls back to the `log` provider (records, sends nothing).
     push_fcm_service_account_file: Path | None = None
     push_fcm_base_url: str = "https://fcm.googleapis.com"
@@ -86,6 +91,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("outcome_return_rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in RULES:
+            raise ValueError(f"unknown rule; known rules: {', '.join(sorted(RULES))}")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

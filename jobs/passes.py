@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from api.domain.account.housekeeping import purge_expired_credentials
+from api.domain.actor import Actor
+from api.domain.alert.service import AlertService
+from api.domain.alert.timed import clinics_to_check
 from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
 from api.domain.prompt.service import expire_due
 from api.domain.push import outbox, receipts
@@ -25,6 +28,7 @@ class JobConfig:
     scheduling: SchedulingPolicy
     delivery: outbox.DeliveryPolicy
     providers: Mapping[ProviderName, PushProvider]
+    alerts: AlertService
 
 
 async def expire_prompts(config: JobConfig, now: datetime) -> Counts:
@@ -63,6 +67,21 @@ async def purge_credentials(config: JobConfig, now: datetime) -> Counts:
     return _logged("account.purge_expired_credentials", asdict(purged))
 
 
+async def alert_time_rules(config: JobConfig, now: datetime) -> Counts:
+    """Missed diaries, clinic by clinic, each as that clinic's system actor."""
+    counts = {"clinics": 0, "raised": 0, "resolved": 0}
+    for clinic_id in await clinics_to_check():
+        report = await config.alerts.run_time_rules(Actor.system(clinic_id), now=now)
+        counts["clinics"] += 1
+        counts["raised"] += len(report.raised)
+        counts["resolved"] += report.resolved
+    return _logged("alert.time_rules", counts)
+
+
+async def escalate_alerts(config: JobConfig, now: datetime) -> Counts:
+    return _logged("alert.escalate", {"escalated": len(await config.alerts.escalate(now=now))})
+
+
 async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
     """Every pass once, at `now`, in the order a real clock would run them."""
     return {
@@ -71,6 +90,8 @@ async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
         "push.dispatch": await dispatch(config, now),
         "push.receipts": await push_receipts(config, now),
         "account.purge_expired_credentials": await purge_credentials(config, now),
+        "alert.time_rules": await alert_time_rules(config, now),
+        "alert.escalate": await escalate_alerts(config, now),
     }
 
 

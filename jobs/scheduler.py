@@ -14,7 +14,17 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from jobs.passes import Counts, JobConfig, dispatch, expire_prompts, plan_prompts, purge_credentials, push_receipts
+from jobs.passes import (
+    Counts,
+    JobConfig,
+    alert_time_rules,
+    dispatch,
+    escalate_alerts,
+    expire_prompts,
+    plan_prompts,
+    purge_credentials,
+    push_receipts,
+)
 
 log = logging.getLogger("interlude.jobs")
 
@@ -29,6 +39,8 @@ SCHEDULE: tuple[tuple[str, Pass, dict[str, int]], ...] = (
     ("prompt.plan", plan_prompts, {"minutes": 10}),
     ("push.receipts", push_receipts, {"minutes": 5}),
     ("account.purge_expired_credentials", purge_credentials, {"hours": 1}),
+    ("alert.escalate", escalate_alerts, {"minutes": 1}),
+    ("alert.time_rules", alert_time_rules, {"hours": 1}),
 )
 
 

@@ -12,23 +12,43 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.account.operations import AccountMutation, AccountQuery
+from schema.alert.operations import AlertMutation, AlertQuery
+from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
 from schema.operation import OperationName
+from schema.outcome.operations import OutcomeQuery
 from schema.patient.operations import PatientMutation, PatientQuery
 from schema.prompt.operations import PromptMutation, PromptQuery
 from schema.push.operations import DeviceMutation
+from schema.questionnaire.operations import QuestionnaireMutation, QuestionnaireQuery
 from schema.treatment.operations import TreatmentMutation
 
 
 @strawberry.type
-class Query(AccountQuery, DiaryQuery, PatientQuery, PromptQuery, AuditQuery):
+class Query(
+    AccountQuery, DiaryQuery, PatientQuery, PromptQuery, AuditQuery, OutcomeQuery, QuestionnaireQuery, AlertQuery
+):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutation, DiaryMutation, PatientMutation, PromptMutation, TreatmentMutation, DeviceMutation):
+class Mutation(
+    AccountMutation,
+    DiaryMutation,
+    PatientMutation,
+    PromptMutation,
+    TreatmentMutation,
+    DeviceMutation,
+    QuestionnaireMutation,
+    AlertMutation,
+):
+    pass
+
+
+@strawberry.type
+class Subscription(AlertSubscription):
     pass
 
 
@@ -63,6 +83,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return InterludeSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=production),
     )

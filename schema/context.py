@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,12 @@ class Context:
     auth_error: DomainError | None = None
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
+    # graphql-transport-ws: the `connection_init` payload (Strawberry fills it in).
+    connection_params: dict[str, object] | None = None
+    # A websocket connection outlives its access token: there the token and the clock are kept, and
+    # `require_actor` checks the token again at every use (UNAUTHENTICATED once it has expired).
+    token: str | None = None
+    clock: Callable[[], datetime] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -34,7 +41,13 @@ class Context:
     def require_actor(self) -> Actor:
         if self.actor is None:
             raise self.auth_error or Unauthenticated("sign in first")
+        if self.token is not None:
+            self.services.accounts.tokens.verify(self.token, now=self.current_time())
         return self.actor
+
+    def current_time(self) -> datetime:
+        """`now` for a request; the clock's time for an operation that outlives it (a subscription)."""
+        return self.clock() if self.clock is not None else self.now
 
 
 Info = StrawberryInfo[Context, None]

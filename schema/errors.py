@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from typing import Protocol
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult, StreamExecutionResult
 
 from api.domain.errors import DomainError, ErrorCode
 
@@ -25,8 +27,12 @@ _INPUT_FIELD = re.compile(r"to include required field '(\w+)'|not to include unk
 
 
 def camel(path: str) -> str:
-    """`side_effects[0].severity` → `sideEffects[0].severity`: errors name fields as the API spells them."""
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
+    """`side_effects[0].severity` → `sideEffects[0].severity`: errors name fields as the API spells them.
+
+    Brackets hold data, not field names (`answers[phq9_difficulty]` names the item the client sent), and are kept.
+    """
+    parts = re.split(r"(\[[^\]]*\])", path)
+    return "".join(p if p.startswith("[") else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), p) for p in parts)
 
 
 def domain_extensions(error: DomainError) -> dict[str, object]:
@@ -70,10 +76,26 @@ def public_error(error: GraphQLError, request_id: str) -> GraphQLError:
     return _with(error, "Internal error", {"code": ErrorCode.INTERNAL.value, "requestId": request_id})
 
 
+class _Result(Protocol):
+    errors: list[GraphQLError] | None
+
+
 class ErrorPolicy(SchemaExtension):
+    streamed = False
+
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        if not self.streamed:
+            self._make_public(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # A subscription sends each result as it comes, before the operation ends: each gets its codes here.
+        self.streamed = True
+        if isinstance(result, ExecutionResult):
+            self._make_public(result)
+        yield
+
+    def _make_public(self, result: _Result | None) -> None:
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             request_id = self._request_id()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
 
+from api.domain.outcome.series import Bucket
 from api.domain.patient.models import Patient as PatientModel
 from api.domain.patient.models import PatientStatus as DomainPatientStatus
+from schema.alert.operations import alert_page
+from schema.alert.types import Alert, AlertStatus, Severity
 from schema.context import Info
 from schema.diary.operations import diary_page
 from schema.diary.types import DiaryEntry
 from schema.ids import to_id
+from schema.outcome.operations import course_outcomes, patient_series
+from schema.outcome.types import CourseOutcome, Series, SeriesBucket, SeriesMetric
 from schema.pagination import Connection
 from schema.prompt.types import Adherence, Prompt
+from schema.questionnaire.operations import questionnaire_page
+from schema.questionnaire.types import QuestionnaireResponse
 from schema.treatment.types import InfusionSession, TreatmentCourse
 
 PatientStatus = strawberry.enum(DomainPatientStatus)
@@ -93,6 +100,41 @@ class Patient:
             ctx.require_actor(), self._model.id, start=from_, end=to, now=ctx.now
         )
         return [Adherence.from_domain(a) for a in rows]
+
+    @strawberry.field(description="Treatment response per course, oldest first, computed from the diary.")
+    async def outcomes(self, info: Info, return_rule: str | None = None) -> list[CourseOutcome]:
+        return await course_outcomes(info, self._model.id, return_rule)
+
+    @strawberry.field(description="Chart-ready series over local days; from inclusive, to exclusive, ≤ 366 days.")
+    async def series(
+        self,
+        info: Info,
+        metric: SeriesMetric,  # type: ignore[valid-type]
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        bucket: SeriesBucket = Bucket.DAY,  # type: ignore[valid-type]
+    ) -> Series:
+        return await patient_series(info, self._model.id, metric, from_, to, bucket)
+
+    @strawberry.field(description="Questionnaire responses newest first, optionally of one instrument.")
+    async def questionnaires(
+        self, info: Info, first: int | None = None, after: str | None = None, instrument: str | None = None
+    ) -> Connection[QuestionnaireResponse]:
+        return await questionnaire_page(info, self.id, first, after, instrument)
+
+    @strawberry.field(description="Clinic staff: the patient's alerts, newest first.")
+    async def alerts(
+        self,
+        info: Info,
+        status: list[AlertStatus] | None = None,  # type: ignore[valid-type]
+        severity: list[Severity] | None = None,  # type: ignore[valid-type]
+        escalated: bool | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Alert]:
+        return await alert_page(
+            info, patient_id=self.id, status=status, severity=severity, escalated=escalated, first=first, after=after
+        )
 
     @strawberry.field(description="The newest entry that is not entered in error.")
     async def last_entry(self, info: Info) -> DiaryEntry | None:

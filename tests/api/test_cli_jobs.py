@@ -51,6 +51,8 @@ def test_tick_runs_every_pass_once_and_a_replay_at_the_same_clock_changes_nothin
         "push.dispatch",
         "push.receipts",
         "account.purge_expired_credentials",
+        "alert.time_rules",
+        "alert.escalate",
     ]
     assert "released=0" not in first.out  # everything due by the last planned delivery goes out
     [(unsent_due,)] = query(file, "SELECT count(*) FROM prompt WHERE status = 'SCHEDULED' AND deliver_at <= ?", latest)
@@ -61,6 +63,7 @@ def test_tick_runs_every_pass_once_and_a_replay_at_the_same_clock_changes_nothin
     assert "released=0" in replay.out
     assert "created=0" in replay.out
     assert "queued=0" in replay.out
+    assert "alert.time_rules: clinics=1, raised=0," in replay.out  # missed diaries are raised once, by the first tick
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,8 @@ def test_camel_spells_paths_as_the_api_does() -> None:
     assert camel("side_effects[0].severity") == "sideEffects[0].severity"
     assert camel("pain_now") == "painNow"
     assert camel("email") == "email"
+    # Brackets quote what the client sent (an item id), not a field name.
+    assert camel("answers[phq9_difficulty]") == "answers[phq9_difficulty]"
 
 
 def _view(settings: Settings, now: datetime) -> InterludeGraphQL:

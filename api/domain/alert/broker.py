@@ -34,9 +34,20 @@ class AlertNotice:
 
 
 class AlertBroker(Protocol):
-    async def publish(self, notice: AlertNotice) -> None: ...
+    async def publish(self, notice: AlertNotice) -> None:
+        """Best effort and never raises: the alert is already stored, and a failed notice must not fail the
+        write that raised it (the alert list and escalation do not depend on notices)."""
 
-    def subscribe(self, clinic_id: UUID) -> AbstractAsyncContextManager[AsyncIterator[AlertNotice]]: ...
+    def subscribe(self, clinic_id: UUID) -> AbstractAsyncContextManager[AsyncIterator[AlertNotice]]:
+        """Notices of one clinic published from the moment the context is entered until it is left."""
+
+    def subscribers(self, clinic_id: UUID) -> int:
+        """How many subscriptions of this process listen to the clinic."""
+
+    async def wait_subscribers(self, clinic_id: UUID, count: int) -> None:
+        """Until exactly `count` subscriptions of this process listen to the clinic (for probes and tests)."""
+
+    async def close(self) -> None: ...
 
 
 class LocalBroker:
@@ -44,6 +55,8 @@ class LocalBroker:
 
     def __init__(self) -> None:
         self._queues: dict[UUID, set[asyncio.Queue[AlertNotice]]] = {}
+        # Replaced on every change of subscriptions; whoever waits for a count wakes and looks again.
+        self._changed = asyncio.Event()
 
     async def publish(self, notice: AlertNotice) -> None:
         self.deliver(notice)
@@ -59,6 +72,7 @@ class LocalBroker:
     async def subscribe(self, clinic_id: UUID) -> AsyncIterator[AsyncIterator[AlertNotice]]:
         queue: asyncio.Queue[AlertNotice] = asyncio.Queue(QUEUE_SIZE)
         self._queues.setdefault(clinic_id, set()).add(queue)
+        self._touch()
         try:
             yield _drain(queue)
         finally:
@@ -66,6 +80,21 @@ class LocalBroker:
             subscribers.discard(queue)
             if not subscribers:
                 del self._queues[clinic_id]
+            self._touch()
+
+    def subscribers(self, clinic_id: UUID) -> int:
+        return len(self._queues.get(clinic_id, ()))
+
+    async def wait_subscribers(self, clinic_id: UUID, count: int) -> None:
+        while self.subscribers(clinic_id) != count:
+            await self._changed.wait()
+
+    async def close(self) -> None:
+        """Nothing to release: subscriptions end with their own connections."""
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
 
 async def _drain(queue: asyncio.Queue[AlertNotice]) -> AsyncIterator[AlertNotice]:

@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 
 from api.domain import audit
 from api.domain.actor import Actor
+from api.domain.alert.service import AlertService
 from api.domain.clock import require_aware
 from api.domain.diary.models import DiaryEntry, DiaryEntryRevision
 from api.domain.diary.validation import (
@@ -58,9 +59,10 @@ class DiaryPolicy:
 
 
 class DiaryService:
-    def __init__(self, policy: DiaryPolicy, prompts: PromptService) -> None:
+    def __init__(self, policy: DiaryPolicy, prompts: PromptService, alerts: AlertService) -> None:
         self.policy = policy
         self.prompts = prompts
+        self.alerts = alerts
 
     async def log(self, actor: Actor, data: DiaryInput, *, now: datetime) -> DiaryEntry:
         outcome = (await self.sync(actor, [data], now=now))[0]
@@ -113,12 +115,14 @@ class DiaryService:
                 )
                 if prompt_id is not None:
                     await self.prompts.answer(patient.id, prompt_id, kind=ANSWERED_BY_DIARY, now=now, using_db=conn)
+                raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn)
         except IntegrityError:
             # A concurrent resend of the same entry won the insert; judge ours against it.
             stored = await DiaryEntry.get(patient_id=patient.id, client_id=item.client_id)
             existing[item.client_id] = stored
             return _resent(stored, digest)
         existing[item.client_id] = entry
+        await self.alerts.publish(raised)
         return SyncOutcome(item.client_id, SyncStatus.CREATED, entry=entry)
 
     async def update(
@@ -146,6 +150,9 @@ class DiaryService:
             entry.version += 1
             entry.updated_at = now
             await entry.save(using_db=conn)
+            # An edit may add a symptom or change the pain that a rule reads.
+            raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn)
+        await self.alerts.publish(raised)
         return entry
 
     async def delete(self, actor: Actor, entry_id: UUID, *, now: datetime) -> DiaryEntry:

@@ -1,7 +1,167 @@
-"""Exports of patient records: FHIR R4 ($everything), clinic bulk NDJSON and diary CSV. Every export is audited."""
+"""Exports of patient records: FHIR R4 ($everything), clinic bulk NDJSON and diary CSV. Every export is audited.
+
+Who may export what:
+- `$everything` and a patient's diary CSV: the clinic's clinicians and admins, and the patient themself.
+- The whole clinic (bulk NDJSON, clinic-wide CSV): admins only. One request takes every patient's record out of the
+  system, the widest leak path there is; clinicians keep per-patient exports.
+
+Audit: one event per export, written before any data leaves. A patient's own export is recorded too (the audit
+service records staff only): a stolen patient token that downloads the record must show in the trail. A clinic-wide
+export writes one `export.bulk` / `export.csv` event with no patient and no subject rows: it covers every patient of
+the clinic at that time, and listing 10,000 ids per download would make the trail the bulk of the database.
+
+Streams are opened in two steps: the awaited call checks access and writes the audit event (so a refusal is an
+ordinary error response), then the returned iterator reads keyset batches of `batch_size` rows, so memory stays flat
+however many rows the clinic has.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from tortoise.expressions import Q
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from api.domain import audit
+from api.domain.actor import Actor, Role
+from api.domain.audit.models import AuditEvent, AuditSubject
+from api.domain.diary.models import DiaryEntry
+from api.domain.errors import Forbidden
+from api.domain.export import fhir, spreadsheet
+from api.domain.patient.access import reachable_patient
+from api.domain.patient.models import Patient, PatientStatus
+from api.domain.questionnaire.models import QuestionnaireResponse
+from api.domain.treatment.models import InfusionSession
+
+M = TypeVar("M", bound=Model)
+
+BATCH_SIZE = 1000
+# Erased patients' rows are gone or going; an export must not resurrect what is left of them.
+EXPORTABLE = [s for s in PatientStatus if s is not PatientStatus.ERASED]
+
 
 class ExportService:
-    pass
+    def __init__(self, batch_size: int = BATCH_SIZE) -> None:
+        self.batch_size = batch_size
+
+    async def patient_everything(
+        self, actor: Actor, patient_id: UUID, *, base_url: str, now: datetime
+    ) -> fhir.Resource:
+        """A searchset Bundle of everything held on the patient. `base_url` is the FHIR base the ids resolve under."""
+        patient = await reachable_patient(actor, patient_id)
+        await _audit(actor, "export.fhir", [patient.id], now=now)
+        entries = await DiaryEntry.filter(patient_id=patient.id).order_by("recorded_at", "id")
+        responses = await QuestionnaireResponse.filter(patient_id=patient.id).order_by("authored_at", "id")
+        sessions = await InfusionSession.filter(patient_id=patient.id).order_by("starts_at", "id")
+        resources = fhir.iter_patient_resources(patient, entries, responses, sessions, clinical=actor.is_staff)
+        self_url = f"{base_url}/Patient/{patient.id}/$everything"
+        return fhir.searchset(resources, base_url=base_url, self_url=self_url, now=now)
+
+    async def clinic_ndjson(self, actor: Actor, *, now: datetime) -> AsyncIterator[str]:
+        """Every live patient of the clinic and their records, one FHIR resource per line."""
+        require_admin(actor)
+        await _audit(actor, "export.bulk", [], now=now)
+        return self._ndjson(actor.clinic_id)
+
+    async def diary_csv(self, actor: Actor, patient_id: UUID | None, *, now: datetime) -> AsyncIterator[str]:
+        """One patient's live diary entries as CSV lines (header first); without a patient, the whole clinic's.
+        A patient who names no one gets their own diary."""
+        if patient_id is None and actor.is_patient:
+            patient_id = actor.patient_id
+        if patient_id is None:
+            require_admin(actor)
+            await _audit(actor, "export.csv", [], now=now)
+            query = DiaryEntry.filter(clinic_id=actor.clinic_id, patient__status__in=EXPORTABLE)
+            return self._csv(query.filter(deleted_at=None), {})
+        patient = await reachable_patient(actor, patient_id)
+        await _audit(actor, "export.csv", [patient.id], now=now)
+        return self._csv(DiaryEntry.filter(patient_id=patient.id, deleted_at=None), {patient.id: patient.display_name})
+
+    async def _ndjson(self, clinic_id: UUID) -> AsyncIterator[str]:
+        patients = Patient.filter(clinic_id=clinic_id, status__in=EXPORTABLE)
+        async for patient_batch in self._batches(patients):
+            for patient in patient_batch:
+                yield _line(fhir.patient_resource(patient))
+        owned = Q(clinic_id=clinic_id, patient__status__in=EXPORTABLE)
+        async for entries in self._batches(DiaryEntry.filter(owned)):
+            for entry in entries:
+                for resource in fhir.diary_observations(entry):
+                    yield _line(resource)
+        async for responses in self._batches(QuestionnaireResponse.filter(owned)):
+            for response in responses:
+                for resource in fhir.questionnaire_resources(response):
+                    yield _line(resource)
+        async for sessions in self._batches(InfusionSession.filter(owned)):
+            for session in sessions:
+                for resource in fhir.session_resources(session, clinical=True):
+                    yield _line(resource)
+
+    async def _csv(self, entries: QuerySet[DiaryEntry], names: dict[UUID, str]) -> AsyncIterator[str]:
+        yield spreadsheet.to_lines([spreadsheet.HEADER])
+        async for batch in self._batches(entries, "recorded_at"):
+            await _learn_names(names, (e.patient_id for e in batch))
+            for entry in batch:
+                yield spreadsheet.to_lines([spreadsheet.entry_row(entry, names[entry.patient_id])])
+
+    async def _batches(self, query: QuerySet[M], key: str = "id") -> AsyncIterator[list[M]]:
+        """Rows in (key, id) order, `batch_size` per query, each query starting after the last row seen: no
+        OFFSET scans, and rows written during the export cannot shift a page boundary."""
+        after = Q()
+        while True:
+            rows = await query.filter(after).order_by(key, "id").limit(self.batch_size)
+            if rows:
+                yield rows
+            if len(rows) < self.batch_size:
+                return
+            after = _after(rows[-1], key)
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("clinic-wide exports are for clinic admins")
+
+
+def _after(row: Model, key: str) -> Q:
+    row_id = row.pk
+    if key == "id":
+        return Q(id__gt=row_id)
+    value = getattr(row, key)
+    return Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": row_id})
+
+
+async def _learn_names(names: dict[UUID, str], patient_ids: Iterable[UUID]) -> None:
+    missing = {p for p in patient_ids if p not in names}
+    if missing:
+        rows = await Patient.filter(id__in=missing).values_list("id", "display_name")
+        names.update((UUID(str(pid)), str(name)) for pid, name in rows)
+
+
+def _line(resource: fhir.Resource) -> str:
+    return json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+async def _audit(actor: Actor, action: str, patients: Sequence[UUID], *, now: datetime) -> None:
+    if actor.is_staff:
+        # write=True: every export is its own event, even after a read of the same patient in this request.
+        await audit.record(actor, action, patients, now=now, write=True)
+        return
+    fields: dict[str, Any] = {
+        "clinic_id": actor.clinic_id,
+        "actor_id": actor.account_id,
+        "actor_role": actor.role.value,
+        "action": action,
+        "patient_id": patients[0] if len(patients) == 1 else None,
+        "operation": actor.meta.operation,
+        "request_id": actor.meta.request_id or None,
+        "ip": actor.meta.ip,
+        "created_at": now,
+    }
+    async with in_transaction() as conn:
+        event = await AuditEvent.create(using_db=conn, **fields)
+        await AuditSubject.bulk_create([AuditSubject(event_id=event.id, patient_id=p) for p in patients], using_db=conn)

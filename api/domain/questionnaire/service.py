@@ -2,11 +2,173 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from api.domain import audit
+from api.domain.actor import Actor
+from api.domain.alert.models import Alert
 from api.domain.alert.service import AlertService
+from api.domain.diary.service import WRITABLE
+from api.domain.errors import BadInput, Conflict, Forbidden, NotFound
+from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
+from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.models import Patient
 from api.domain.prompt.service import PromptService
+from api.domain.questionnaire.instruments import AnsweredBy, Instrument, Registry, installed
+from api.domain.questionnaire.models import QuestionnaireResponse
+from api.domain.questionnaire.scoring import check_answers, score
+
+SELF_HARM = "self_harm"
+
+
+@dataclass(frozen=True)
+class QuestionnaireInput:
+    client_id: UUID
+    instrument: str
+    answers: Sequence[tuple[str, int]]
+    prompt_id: str | UUID | None = None
+
+    def digest(self) -> str:
+        """What identifies a resend: the instrument, the answers in any order, and the prompt."""
+        content = {
+            "instrument": self.instrument,
+            "answers": sorted([item, value] for item, value in self.answers),
+            "prompt_id": str(self.prompt_id) if self.prompt_id is not None else None,
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+class Submission(NamedTuple):
+    response: QuestionnaireResponse
+    # Alerts this submission raised; empty on a resend.
+    alerts: list[Alert]
+    # The clinic's crisis resources when an answer raised the self-harm flag (again on a resend).
+    safety_message: str | None
 
 
 class QuestionnaireService:
-    def __init__(self, prompts: PromptService, alerts: AlertService) -> None:
+    def __init__(self, prompts: PromptService, alerts: AlertService, registry: Registry | None = None) -> None:
         self.prompts = prompts
         self.alerts = alerts
+        self.registry = registry or installed()
+
+    def instrument(self, instrument_id: str, version: str | None = None) -> Instrument:
+        return self.registry.get(instrument_id, version)
+
+    def instruments(self) -> list[Instrument]:
+        return self.registry.current()
+
+    def item_order(self, response: QuestionnaireResponse) -> list[str]:
+        """The response's answered items in its instrument's order (PostgreSQL's jsonb keeps no key order)."""
+        try:
+            items = [i.id for i in self.registry.get(response.instrument, response.instrument_version).items]
+        except BadInput:
+            # The definition was withdrawn from the instruments directory; the answers stay readable.
+            items = sorted(response.answers)
+        return [i for i in items if i in response.answers]
+
+    async def submit(self, actor: Actor, data: QuestionnaireInput, *, now: datetime) -> Submission:
+        patient = await self._writer(actor)
+        digest = data.digest()
+        stored = await QuestionnaireResponse.get_or_none(patient_id=patient.id, client_id=data.client_id)
+        if stored is not None:
+            return await self._resent(stored, digest)
+        instrument = self.registry.get(data.instrument)
+        if instrument.answered_by is not AnsweredBy.QUESTIONNAIRE:
+            raise BadInput("instrument", f"{instrument.id} is answered with logDiaryEntry")
+        answers = check_answers(instrument, data.answers)
+        prompt_id = _prompt_id(data.prompt_id)
+        scored = score(instrument, answers)
+        try:
+            async with in_transaction() as conn:
+                # Insert first: a concurrent resend then waits on the unique key and is judged as a resend,
+                # not as a second answer to the prompt.
+                response = await QuestionnaireResponse.create(
+                    clinic_id=patient.clinic_id,
+                    patient_id=patient.id,
+                    client_id=data.client_id,
+                    client_hash=digest,
+                    instrument=instrument.id,
+                    instrument_version=instrument.version,
+                    answers=answers,
+                    score=scored.score,
+                    band=scored.band,
+                    derived=scored.derived,
+                    prompt_id=prompt_id,
+                    authored_at=now,
+                    utc_offset_minutes=_offset_minutes(patient, now),
+                    created_at=now,
+                    using_db=conn,
+                )
+                if prompt_id is not None:
+                    kind = frozenset({instrument.id})
+                    await self.prompts.answer(patient.id, prompt_id, kind=kind, now=now, using_db=conn)
+                alerts = await self.alerts.on_response(patient, response, now=now, using_db=conn)
+        except IntegrityError:
+            # A concurrent resend won the insert; judge ours against it.
+            won = await QuestionnaireResponse.get_or_none(patient_id=patient.id, client_id=data.client_id)
+            if won is None:
+                raise
+            return await self._resent(won, digest)
+        await self.alerts.publish(alerts)
+        return Submission(response, alerts, await self._safety_message(response))
+
+    async def responses(
+        self,
+        actor: Actor,
+        patient_id: UUID,
+        *,
+        first: int | None,
+        after: str | None,
+        instrument: str | None,
+        now: datetime,
+    ) -> Page[QuestionnaireResponse]:
+        size = page_size(first)
+        page_after = after_filter("authored_at", after, parse_instant, descending=True)
+        patient = await reachable_patient(actor, patient_id)
+        query = QuestionnaireResponse.filter(patient_id=patient.id, deleted_at=None)
+        if instrument is not None:
+            query = query.filter(instrument=instrument)
+        rows = await query.filter(page_after).order_by("-authored_at", "-id").limit(size + 1)
+        await audit.record(actor, "questionnaire.read", [patient.id], now=now)
+        return make_page(rows, size, lambda r: (r.authored_at, r.id))
+
+    async def _resent(self, stored: QuestionnaireResponse, digest: str) -> Submission:
+        if stored.client_hash != digest:
+            raise Conflict("a response with this clientId exists with different answers", field="client_id")
+        return Submission(stored, [], await self._safety_message(stored))
+
+    async def _safety_message(self, response: QuestionnaireResponse) -> str | None:
+        if response.derived.get(SELF_HARM) is not True:
+            return None
+        return await self.alerts.crisis_message(response.clinic_id)
+
+    async def _writer(self, actor: Actor) -> Patient:
+        patient = await reachable_patient(actor, require_patient(actor))
+        if patient.status not in WRITABLE:
+            raise Forbidden("this diary is closed")
+        return patient
+
+
+def _prompt_id(value: str | UUID | None) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise NotFound("prompt", field="prompt_id") from exc
+
+
+def _offset_minutes(patient: Patient, now: datetime) -> int:
+    offset = now.astimezone(ZoneInfo(patient.timezone)).utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0

@@ -1,0 +1,114 @@
+"""What the data-driven rules find in a record that just arrived, with the context they need to read.
+
+Episodes: rules about one record stand for the patient ("patient": one open alert until someone resolves it);
+rules about the time after an infusion stand for that session ("session:<id>").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.domain.alert.raising import Finding, Trigger
+from api.domain.alert.rules import (
+    PSYCHOTOMIMETIC,
+    RED_FLAGS,
+    Setting,
+    Thresholds,
+    answer_at_least,
+    rebound,
+    score_at_least,
+)
+from api.domain.alert.rules import side_effects_at as reported
+from api.domain.diary.models import DiaryEntry
+from api.domain.diary.vocabulary import SideEffect
+from api.domain.outcome.daily import daily_series, local_date, values_by_date
+from api.domain.questionnaire.models import QuestionnaireResponse
+from api.domain.treatment.models import InfusionSession, SessionStatus
+
+PATIENT = "patient"
+VOMITING = frozenset({SideEffect.VOMITING})
+
+Check = Callable[[Setting], dict[str, Any] | None]
+
+
+def session_end(session: InfusionSession) -> datetime:
+    return session.ended_at or session.starts_at + timedelta(minutes=session.planned_duration_minutes)
+
+
+async def entry_findings(entry: DiaryEntry, rules: Thresholds, conn: BaseDBAsyncClient) -> list[Finding]:
+    if entry.deleted_at is not None:
+        return []
+    trigger = Trigger("DiaryEntry", entry.id)
+    findings = []
+    for rule_id, codes in (("red_flag_symptom", RED_FLAGS), ("severe_vomiting", VOMITING)):
+        setting = rules.of(rule_id)
+        seen = reported(entry.side_effects, codes, setting["min_severity"])
+        if setting.enabled and seen:
+            details = {"symptoms": seen, "min_severity": setting["min_severity"]}
+            findings.append(Finding(setting.rule, PATIENT, trigger, details))
+    session = await _last_session(entry, conn)
+    if session is not None:
+        findings += _dissociation(entry, session, rules, trigger)
+        findings += await _loss_of_response(entry, session, rules, trigger, conn)
+    return findings
+
+
+def response_findings(response: QuestionnaireResponse, rules: Thresholds) -> list[Finding]:
+    if response.deleted_at is not None:
+        return []
+    trigger = Trigger("QuestionnaireResponse", response.id)
+    item9: Check = lambda s: answer_at_least(response.answers, "phq9_9", s["min_answer"])  # noqa: E731
+    score: Check = lambda s: score_at_least(response.score, s["min_score"])  # noqa: E731
+    by_instrument: dict[str, dict[str, Check]] = {
+        "phq9": {"phq9_item9": item9, "phq9_severe": score},
+        "gad7": {"gad7_severe": score},
+    }
+    checks = by_instrument.get(response.instrument, {})
+    findings = []
+    for rule_id, check in checks.items():
+        setting = rules.of(rule_id)
+        if setting.enabled and (details := check(setting)) is not None:
+            findings.append(Finding(setting.rule, PATIENT, trigger, {"instrument": response.instrument, **details}))
+    return findings
+
+
+async def _last_session(entry: DiaryEntry, conn: BaseDBAsyncClient) -> InfusionSession | None:
+    """The latest completed session that started before the entry: the infusion the entry reports after."""
+    query = InfusionSession.filter(
+        patient_id=entry.patient_id, status=SessionStatus.COMPLETED, starts_at__lte=entry.recorded_at
+    )
+    return await query.order_by("-starts_at").using_db(conn).first()
+
+
+def _dissociation(entry: DiaryEntry, session: InfusionSession, rules: Thresholds, trigger: Trigger) -> list[Finding]:
+    setting = rules.of("persistent_dissociation")
+    seen = reported(entry.side_effects, PSYCHOTOMIMETIC, setting["min_severity"])
+    after = entry.recorded_at - session_end(session)
+    if not (setting.enabled and seen and after >= timedelta(hours=setting["hours"])):
+        return []
+    details = {
+        "symptoms": seen,
+        "hours_after_session": round(after.total_seconds() / 3600, 1),
+        "hours": setting["hours"],
+        "min_severity": setting["min_severity"],
+    }
+    return [Finding(setting.rule, f"session:{session.id}", trigger, details)]
+
+
+async def _loss_of_response(
+    entry: DiaryEntry, session: InfusionSession, rules: Thresholds, trigger: Trigger, conn: BaseDBAsyncClient
+) -> list[Finding]:
+    setting = rules.of("loss_of_response")
+    ended = session_end(session)
+    if not setting.enabled or entry.pain_average is None or entry.recorded_at < ended:
+        return []
+    since = await DiaryEntry.filter(patient_id=entry.patient_id, deleted_at=None, recorded_at__gte=ended).using_db(conn)
+    by_date = values_by_date(daily_series(since), "pain_average")
+    details = rebound(by_date, setting, local_date(entry))
+    if details is None:
+        return []
+    return [Finding(setting.rule, f"session:{session.id}", trigger, {**details, "session_ended_at": ended.isoformat()})]

@@ -1,0 +1,45 @@
+"""The live alert feed of a clinic's staff: notices from the broker, each read back as the subscriber.
+
+A notice only names an alert. Whether the subscriber may see it is decided here, per alert, exactly as for any
+other read: same clinic, patient reachable (an erased patient's alert is not delivered). Each delivered alert
+is an audited read of its patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+
+from api.domain import audit
+from api.domain.actor import Actor
+from api.domain.alert.broker import AlertBroker, AlertNotice
+from api.domain.alert.models import Alert
+from api.domain.errors import NotFound
+from api.domain.patient.access import reachable_patient, require_staff
+
+
+@asynccontextmanager
+async def subscribe(broker: AlertBroker, actor: Actor) -> AsyncIterator[AsyncIterator[AlertNotice]]:
+    """Notices of the actor's own clinic. Staff only (FORBIDDEN for anyone else)."""
+    require_staff(actor)
+    async with broker.subscribe(actor.clinic_id) as notices:
+        yield notices
+
+
+async def read(actor: Actor, notice: AlertNotice, *, now: datetime) -> Alert | None:
+    """The alert a notice names if the actor may see it, recorded as read; None if not (or no longer) theirs."""
+    require_staff(actor)
+    alert = await Alert.get_or_none(id=notice.alert_id, clinic_id=actor.clinic_id)
+    if alert is None:
+        return None
+    try:
+        await reachable_patient(actor, alert.patient_id)
+    except NotFound:
+        return None
+    # A subscription lives as long as its connection, whose meta would mark a patient as audited once for good:
+    # each delivery is its own read and leaves its own event.
+    reader = replace(actor, meta=replace(actor.meta, audited_patients=set()))
+    await audit.record(reader, "alert.read", [alert.patient_id], now=now, object_id=alert.id)
+    return alert

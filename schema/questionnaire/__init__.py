@@ -1,0 +1,1 @@
+"""Questionnaires and instrument definitions in the GraphQL API."""

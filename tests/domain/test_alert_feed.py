@@ -1,0 +1,89 @@
+"""The alert feed's access checks: a notice names an alert, the subscriber may or may not see it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from api.domain.actor import Actor, RequestMeta, Role
+from api.domain.alert import feed
+from api.domain.alert.broker import AlertNotice, LocalBroker
+from api.domain.alert.models import Alert
+from api.domain.audit.models import AuditEvent
+from api.domain.errors import Forbidden
+from api.domain.patient.models import Patient, PatientStatus
+from tests.alert_support import effects
+from tests.factories import Factory, PatientUser
+
+
+async def chest_pain(factory: Factory, who: PatientUser, now: datetime) -> Alert:
+    await factory.entry(who, recorded_at=now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=2))
+    return await Alert.get(patient_id=who.patient.id)
+
+
+def notice_of(alert: Alert) -> AlertNotice:
+    return AlertNotice(alert.id, alert.clinic_id)
+
+
+async def test_each_delivery_is_read_and_audited_on_its_own(factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    staff, alice = await factory.staff(clinic), await factory.patient(clinic)
+    alert = await chest_pain(factory, alice, now)
+    # One actor for the whole connection, as a websocket subscription holds it.
+    actor = Actor(
+        staff.account.id, Role.CLINICIAN, clinic.id, meta=RequestMeta(request_id="ws-1", operation="alertRaised")
+    )
+    first = await feed.read(actor, notice_of(alert), now=now)
+    again = await feed.read(actor, notice_of(alert), now=now + timedelta(minutes=20))
+    assert first is not None
+    assert again is not None
+    assert (first.id, again.id) == (alert.id, alert.id)
+    events = await AuditEvent.filter(actor_id=staff.account.id, action="alert.read").order_by("created_at")
+    assert [(e.patient_id, e.object_id, e.created_at, e.request_id, e.operation) for e in events] == [
+        (alice.patient.id, alert.id, now, "ws-1", "alertRaised"),
+        (alice.patient.id, alert.id, now + timedelta(minutes=20), "ws-1", "alertRaised"),
+    ]
+    assert actor.meta.audited_patients == set()
+
+
+async def test_another_clinics_alert_or_an_unknown_id_is_not_delivered(factory: Factory, now: datetime) -> None:
+    ours, theirs = await factory.clinic(), await factory.clinic()
+    outsider = await factory.staff(theirs)
+    alert = await chest_pain(factory, await factory.patient(ours), now)
+    # Even a notice that claims the outsider's clinic: the alert is looked up in the reader's clinic.
+    assert await feed.read(outsider.actor, AlertNotice(alert.id, theirs.id), now=now) is None
+    assert await feed.read(outsider.actor, AlertNotice(uuid4(), theirs.id), now=now) is None
+    assert await AuditEvent.filter(actor_id=outsider.account.id).count() == 0
+
+
+async def test_an_erased_patients_alert_is_not_delivered(factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    staff, alice = await factory.staff(clinic), await factory.patient(clinic)
+    alert = await chest_pain(factory, alice, now)
+    await Patient.filter(id=alice.patient.id).update(status=PatientStatus.ERASED)
+    assert await feed.read(staff.actor, notice_of(alert), now=now) is None
+    assert await AuditEvent.filter(actor_id=staff.account.id, action="alert.read").count() == 0
+
+
+async def test_a_patient_may_neither_subscribe_nor_read(factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    alert = await chest_pain(factory, alice, now)
+    broker = LocalBroker()
+    with pytest.raises(Forbidden):
+        async with feed.subscribe(broker, alice.actor):
+            pass
+    assert broker.subscribers(clinic.id) == 0
+    with pytest.raises(Forbidden):
+        await feed.read(alice.actor, notice_of(alert), now=now)
+
+
+async def test_staff_subscribe_to_their_own_clinic_only(factory: Factory) -> None:
+    ours, theirs = await factory.clinic(), await factory.clinic()
+    staff = await factory.staff(ours)
+    broker = LocalBroker()
+    async with feed.subscribe(broker, staff.actor):
+        assert (broker.subscribers(ours.id), broker.subscribers(theirs.id)) == (1, 0)
+    assert broker.subscribers(ours.id) == 0

@@ -1,0 +1,345 @@
+"""Each alert rule fires at its threshold and not below; a clinic's override moves the threshold; a disabled rule
+stays silent; critical rules cannot be disabled; overrides are validated."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from api.domain.alert.models import Severity
+from api.domain.alert.rules import RULES, Thresholds, rebound, validate_overrides
+from api.domain.errors import BadInput
+from api.domain.services import Services
+from tests.alert_support import (
+    EST,
+    Ward,
+    alerts_of,
+    completed_session,
+    effects,
+    log,
+    override,
+    respond,
+    rules_raised,
+    ward,
+)
+from tests.factories import Factory
+
+
+@pytest_asyncio.fixture
+async def w(factory: Factory) -> Ward:
+    return await ward(factory)
+
+
+# --- red_flag_symptom (CRITICAL) -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["CHEST_PAIN", "BREATHING_DIFFICULTY", "LOSS_OF_CONSCIOUSNESS"])
+async def test_a_red_flag_symptom_raises_a_critical_alert(factory: Factory, w: Ward, now: datetime, code: str) -> None:
+    entry = await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(**{code: 1}))
+    [alert] = await alerts_of(w.alice)
+    assert (alert.rule_id, alert.rule_version, alert.severity) == ("red_flag_symptom", 1, Severity.CRITICAL)
+    assert alert.episode == "patient"
+    assert alert.triggers == [{"type": "DiaryEntry", "id": str(entry.id), "at": now.isoformat()}]
+    assert alert.details == {"symptoms": [code], "min_severity": 1, "settings_version": 0}
+    assert alert.clinic_id == w.clinic.id
+
+
+async def test_a_red_flag_at_severity_zero_or_another_symptom_raises_nothing(
+    factory: Factory, w: Ward, now: datetime
+) -> None:
+    await log(factory, w.alice, now - timedelta(hours=2), side_effects=effects(CHEST_PAIN=0))
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(NAUSEA=3, HEADACHE=3))
+    assert await alerts_of(w.alice) == []
+
+
+async def test_a_clinic_can_raise_the_red_flag_severity(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    await override(services, w.admin, now, red_flag_symptom={"min_severity": 2})
+    await log(factory, w.alice, now - timedelta(hours=2), side_effects=effects(CHEST_PAIN=1))
+    assert await alerts_of(w.alice) == []
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=2))
+    [alert] = await alerts_of(w.alice)
+    assert alert.details == {"symptoms": ["CHEST_PAIN"], "min_severity": 2, "settings_version": 1}
+
+
+# --- severe_vomiting (HIGH) ----------------------------------------------------------------------------------
+
+
+async def test_vomiting_raises_from_severity_three_only(factory: Factory, w: Ward, now: datetime) -> None:
+    await log(factory, w.alice, now - timedelta(hours=2), side_effects=effects(VOMITING=2))
+    assert await alerts_of(w.alice) == []
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(VOMITING=3))
+    [alert] = await alerts_of(w.alice)
+    assert (alert.rule_id, alert.severity) == ("severe_vomiting", Severity.HIGH)
+
+
+async def test_a_clinic_can_lower_the_vomiting_threshold_or_disable_the_rule(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    await override(services, w.admin, now, severe_vomiting={"min_severity": 2})
+    await log(factory, w.alice, now - timedelta(hours=2), side_effects=effects(VOMITING=2))
+    assert await rules_raised(w.alice) == ["severe_vomiting"]
+    await override(services, w.admin, now, severe_vomiting={"enabled": False})
+    await log(factory, w.bob, now - timedelta(hours=1), side_effects=effects(VOMITING=3))
+    assert await alerts_of(w.bob) == []
+
+
+# --- persistent_dissociation (HIGH) -------------------------------------------------------------------------
+
+
+async def test_dissociation_a_day_after_the_infusion_raises_for_that_session(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    ended = now - timedelta(days=2)
+    session = await completed_session(services, w.clinician, w.alice, ended_at=ended, now=now)
+    await log(factory, w.alice, ended + timedelta(hours=23, minutes=59), side_effects=effects(DISSOCIATION=2))
+    assert await alerts_of(w.alice) == []
+    await log(factory, w.alice, ended + timedelta(hours=24), side_effects=effects(HALLUCINATIONS=1, DISSOCIATION=1))
+    [alert] = await alerts_of(w.alice)
+    assert (alert.rule_id, alert.severity, alert.episode) == (
+        "persistent_dissociation",
+        Severity.HIGH,
+        f"session:{session.id}",
+    )
+    assert alert.details["symptoms"] == ["DISSOCIATION", "HALLUCINATIONS"]
+    assert alert.details["hours_after_session"] == 24.0
+
+
+async def test_dissociation_without_a_completed_session_raises_nothing(
+    factory: Factory, w: Ward, now: datetime
+) -> None:
+    # No completed session at all: nothing to be "after".
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(HALLUCINATIONS=3))
+    assert await alerts_of(w.alice) == []
+
+
+async def test_a_clinic_can_shorten_the_dissociation_window_or_disable_it(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    ended = now - timedelta(days=2)
+    await completed_session(services, w.clinician, w.alice, ended_at=ended, now=now)
+    await completed_session(services, w.clinician, w.bob, ended_at=ended, now=now)
+    await override(services, w.admin, now, persistent_dissociation={"hours": 12, "min_severity": 2})
+    await log(factory, w.alice, ended + timedelta(hours=12), side_effects=effects(DISSOCIATION=1))
+    assert await alerts_of(w.alice) == []
+    await log(factory, w.alice, ended + timedelta(hours=13), side_effects=effects(DISSOCIATION=2))
+    assert await rules_raised(w.alice) == ["persistent_dissociation"]
+    await override(services, w.admin, now, persistent_dissociation={"enabled": False})
+    await log(factory, w.bob, ended + timedelta(hours=30), side_effects=effects(DISSOCIATION=3))
+    assert await alerts_of(w.bob) == []
+
+
+# --- questionnaire rules ------------------------------------------------------------------------------------
+
+
+async def test_phq9_item_nine_answered_several_days_raises_a_critical_alert(
+    services: Services, w: Ward, now: datetime
+) -> None:
+    assert await respond(services, w.alice, "phq9", score=5, answers={"phq9_9": 0}, now=now) == []
+    [raised] = await respond(services, w.alice, "phq9", score=6, answers={"phq9_9": 1}, now=now)
+    assert (raised.rule_id, raised.severity, raised.episode) == ("phq9_item9", Severity.CRITICAL, "patient")
+    assert raised.details == {
+        "instrument": "phq9",
+        "item": "phq9_9",
+        "answer": 1,
+        "min_answer": 1,
+        "settings_version": 0,
+    }
+    assert raised.triggers[0]["type"] == "QuestionnaireResponse"
+
+
+async def test_a_clinic_may_tune_item_nine_but_not_switch_it_off(services: Services, w: Ward, now: datetime) -> None:
+    await override(services, w.admin, now, phq9_item9={"min_answer": 2})
+    assert await respond(services, w.alice, "phq9", score=6, answers={"phq9_9": 1}, now=now) == []
+    assert len(await respond(services, w.alice, "phq9", score=7, answers={"phq9_9": 2}, now=now)) == 1
+    with pytest.raises(BadInput, match="critical safety rule cannot be disabled"):
+        await override(services, w.admin, now, phq9_item9={"enabled": False})
+
+
+@pytest.mark.parametrize(
+    ("instrument", "rule", "threshold"),
+    [("phq9", "phq9_severe", 20), ("gad7", "gad7_severe", 15)],
+)
+async def test_a_severe_score_raises_a_high_alert_from_its_threshold(
+    services: Services, w: Ward, now: datetime, *, instrument: str, rule: str, threshold: int
+) -> None:
+    assert await respond(services, w.alice, instrument, score=threshold - 1, now=now) == []
+    [raised] = await respond(services, w.alice, instrument, score=threshold, now=now)
+    assert (raised.rule_id, raised.severity) == (rule, Severity.HIGH)
+    assert raised.details == {
+        "instrument": instrument,
+        "score": threshold,
+        "min_score": threshold,
+        "settings_version": 0,
+    }
+
+
+@pytest.mark.parametrize(("instrument", "rule"), [("phq9", "phq9_severe"), ("gad7", "gad7_severe")])
+async def test_a_clinic_can_move_or_disable_the_score_thresholds(
+    services: Services, w: Ward, now: datetime, instrument: str, rule: str
+) -> None:
+    await override(services, w.admin, now, **{rule: {"min_score": 10}})
+    assert await respond(services, w.alice, instrument, score=9, now=now) == []
+    assert len(await respond(services, w.alice, instrument, score=10, now=now)) == 1
+    await override(services, w.admin, now, **{rule: {"enabled": False}})
+    assert await respond(services, w.bob, instrument, score=21, now=now) == []
+
+
+async def test_a_gad7_score_does_not_read_as_phq9_and_other_instruments_raise_nothing(
+    services: Services, w: Ward, now: datetime
+) -> None:
+    # GAD-7 has no item 9; a PGIC of 7 is a good outcome, not a severe score.
+    assert await respond(services, w.alice, "gad7", score=14, answers={"phq9_9": 3}, now=now) == []
+    assert await respond(services, w.alice, "pgic", score=27, answers={"pgic": 7}, now=now) == []
+
+
+# --- loss_of_response (MEDIUM) ------------------------------------------------------------------------------
+
+
+def days_from(start: date, values: list[float]) -> dict[date, float]:
+    return {start + timedelta(days=i): v for i, v in enumerate(values)}
+
+
+D0 = date(2026, 11, 10)
+DEFAULTS = Thresholds().of("loss_of_response")
+
+
+@pytest.mark.parametrize(
+    ("values", "fires", "why"),
+    [
+        ([5, 7, 7, 7], True, "nadir 5: 7 ≥ 5 + 2"),
+        ([5, 6, 6, 6], False, "nadir 5: 6 < 7 and 6 < 6.5"),
+        ([5, 6.5, 6.5, 6.5], True, "nadir 5: 6.5 ≥ 5 × 1.3"),
+        ([2, 3, 3, 3], True, "nadir 2: 3 ≥ 2.6, the percent criterion"),
+        ([3, 3.9, 3.9, 3.9], True, "nadir 3: 3.9 ≥ 3.9 exactly (binary floating point aside)"),
+        ([3, 3.5, 3.5, 3.5], False, "nadir 3: 3.5 < 3.9 and < 5"),
+        ([0, 1, 1, 1], False, "nadir 0: percent does not apply and 1 < 2"),
+        ([0, 2, 2, 2], True, "nadir 0: 2 ≥ 0 + 2"),
+        ([5, 7, 7], False, "only two days above the nadir"),
+        ([5, 7, 7, 7, 4], False, "the latest day is the new low"),
+        ([7, 5, 7, 7, 7], True, "the nadir may come after the first day"),
+    ],
+)
+def test_rebound_compares_the_last_three_days_with_the_lowest_day(values: list[float], fires: bool, why: str) -> None:
+    series = days_from(D0, values)
+    found = rebound(series, DEFAULTS, max(series))
+    assert (found is not None) is fires, why
+
+
+def test_rebound_needs_consecutive_days_ending_on_the_entry_day() -> None:
+    gap = {D0: 5.0, D0 + timedelta(days=1): 7.0, D0 + timedelta(days=2): 7.0, D0 + timedelta(days=4): 7.0}
+    assert rebound(gap, DEFAULTS, D0 + timedelta(days=4)) is None
+    series = days_from(D0, [5, 7, 7, 7])
+    assert rebound(series, DEFAULTS, D0 + timedelta(days=2)) is None  # a backfilled day is not the latest
+    found = rebound(series, DEFAULTS, D0 + timedelta(days=3))
+    assert found == {
+        "nadir": 5,
+        "days": [{"date": f"2026-11-1{d}", "pain_average": 7} for d in (1, 2, 3)],
+        "points": 2,
+        "percent": 30,
+    }
+
+
+def test_rebound_follows_the_clinic_parameters() -> None:
+    overrides: dict[str, dict[str, Any]] = {"loss_of_response": {"days": 2, "points": 3, "percent": 100}}
+    setting = Thresholds(overrides).of("loss_of_response")
+    assert rebound(days_from(D0, [5, 7.9, 7.9]), setting, D0 + timedelta(days=2)) is None  # < 8 and < 10
+    assert rebound(days_from(D0, [5, 4, 8, 8]), setting, D0 + timedelta(days=3)) is not None  # nadir 4: 8 ≥ 4 × 2
+    assert rebound(days_from(D0, [5, 8, 8]), setting, D0 + timedelta(days=2)) is not None  # 8 ≥ 5 + 3
+
+
+async def test_loss_of_response_from_the_diary_after_a_session(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    ended = datetime(2026, 11, 16, 15, 0, tzinfo=EST)
+    session = await completed_session(services, w.clinician, w.alice, ended_at=ended, now=now)
+    # Before the session: a low day that must not count as the post-infusion low.
+    await log(factory, w.alice, datetime(2026, 11, 15, 12, 0, tzinfo=EST), pain_average=1)
+    # Local days 17–20 Nov (New York). The 17th averages (4 + 6) / 2 = 5, the low.
+    await log(factory, w.alice, datetime(2026, 11, 17, 9, 0, tzinfo=EST), pain_average=4)
+    await log(factory, w.alice, datetime(2026, 11, 17, 21, 0, tzinfo=EST), pain_average=6)
+    await log(factory, w.alice, datetime(2026, 11, 18, 12, 0, tzinfo=EST), pain_average=7)
+    # 23:30 in New York is already the 20th in UTC: the local day is what counts.
+    await log(factory, w.alice, datetime(2026, 11, 19, 23, 30, tzinfo=EST), pain_average=7)
+    assert await alerts_of(w.alice) == []
+    last = await log(factory, w.alice, datetime(2026, 11, 20, 12, 0, tzinfo=EST), pain_average=7)
+    [alert] = await alerts_of(w.alice)
+    assert (alert.rule_id, alert.severity, alert.episode) == (
+        "loss_of_response",
+        Severity.MEDIUM,
+        f"session:{session.id}",
+    )
+    assert alert.triggers[0]["id"] == str(last.id)
+    assert alert.details["nadir"] == 5
+    assert [d["date"] for d in alert.details["days"]] == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert alert.details["session_ended_at"] == "2026-11-16T20:00:00+00:00"
+
+
+async def test_loss_of_response_disabled_by_the_clinic_stays_silent(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    await override(services, w.admin, now, loss_of_response={"enabled": False})
+    ended = datetime(2026, 11, 16, 15, 0, tzinfo=EST)
+    await completed_session(services, w.clinician, w.alice, ended_at=ended, now=now)
+    for day, pain in zip((17, 18, 19, 20), (2, 8, 8, 8), strict=True):
+        await log(factory, w.alice, datetime(2026, 11, day, 12, 0, tzinfo=EST), pain_average=pain)
+    assert await alerts_of(w.alice) == []
+
+
+# --- overrides ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "must be an object"),
+        ({"no_such_rule": {}}, "unknown rule 'no_such_rule'"),
+        ({"severe_vomiting": 3}, "severe_vomiting must be an object"),
+        ({"severe_vomiting": {"threshold": 2}}, "severe_vomiting has no parameter 'threshold'"),
+        ({"severe_vomiting": {"min_severity": 4}}, "severe_vomiting.min_severity must be a whole number from 1 to 3"),
+        ({"severe_vomiting": {"min_severity": 0}}, "from 1 to 3"),
+        ({"severe_vomiting": {"min_severity": 2.5}}, "must be a whole number"),
+        ({"severe_vomiting": {"min_severity": "2"}}, "must be a whole number"),
+        ({"severe_vomiting": {"min_severity": True}}, "must be a whole number"),
+        ({"severe_vomiting": {"enabled": "no"}}, "severe_vomiting.enabled must be true or false"),
+        ({"red_flag_symptom": {"enabled": False}}, "critical safety rule cannot be disabled"),
+        ({"missed_diary": {"days": 61}}, "missed_diary.days must be a whole number from 1 to 60"),
+    ],
+)
+def test_overrides_are_refused_naming_what_is_wrong(raw: Any, message: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        validate_overrides(raw)
+    assert refused.value.field == "thresholds"
+    assert message in refused.value.message
+
+
+def test_valid_overrides_are_kept_and_unmentioned_values_take_the_defaults() -> None:
+    raw: dict[str, dict[str, Any]] = {
+        "loss_of_response": {"days": 4, "enabled": False},
+        "red_flag_symptom": {"enabled": True},
+    }
+    assert validate_overrides(raw) == raw
+    setting = Thresholds(raw, version=3).of("loss_of_response")
+    assert (setting.enabled, dict(setting.params)) == (False, {"days": 4, "points": 2, "percent": 30})
+    assert all(s.enabled for s in Thresholds(raw).all() if s.rule.id != "loss_of_response")
+
+
+def test_every_rule_has_a_version_a_severity_and_defaults_inside_their_own_range() -> None:
+    assert set(RULES) == {
+        "phq9_item9",
+        "red_flag_symptom",
+        "persistent_dissociation",
+        "severe_vomiting",
+        "phq9_severe",
+        "gad7_severe",
+        "loss_of_response",
+        "missed_diary",
+    }
+    for rule in RULES.values():
+        assert rule.version >= 1
+        assert all(p.low <= p.default <= p.high for p in rule.params.values()), rule.id
+    assert {r.id for r in RULES.values() if not r.may_disable} == {"phq9_item9", "red_flag_symptom"}

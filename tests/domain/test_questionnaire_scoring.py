@@ -1,0 +1,386 @@
+"""Instrument definitions and scoring: worked examples from the published rules, answer checks, loader refusals,
+and a clinic-licensed instrument added as a file."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.container import build_services
+from api.domain.errors import BadInput
+from api.domain.questionnaire import instruments
+from api.domain.questionnaire.instruments import DefinitionError, Registry, get_instrument, load_file, parse
+from api.domain.questionnaire.scoring import check_answers, score
+from tests.conftest import make_settings
+
+REGISTRY = Registry.load()
+
+
+def scored(instrument_id: str, codes: list[int], **extra: int) -> tuple[int | None, str | None, dict[str, Any]]:
+    """Answers given in item order, as a phone sends them, checked and scored."""
+    instrument = REGISTRY.get(instrument_id)
+    items = [i.id for i in instrument.items if i.required]
+    answers = check_answers(instrument, [*zip(items, codes, strict=True), *extra.items()])
+    result = score(instrument, answers)
+    return result.score, result.band, result.derived
+
+
+# PHQ-9 (Kroenke, Spitzer & Williams 2001): the sum of items 1–9, 0–27; 0–4 minimal, 5–9 mild, 10–14 moderate,
+# 15–19 moderately severe, 20–27 severe. Each case sits on a band's edge.
+@pytest.mark.parametrize(
+    ("codes", "total", "band"),
+    [
+        ([0, 0, 0, 0, 0, 0, 0, 0, 0], 0, "minimal"),
+        ([1, 1, 1, 1, 0, 0, 0, 0, 0], 4, "minimal"),
+        ([2, 1, 1, 1, 0, 0, 0, 0, 0], 5, "mild"),
+        ([3, 3, 1, 1, 1, 0, 0, 0, 0], 9, "mild"),
+        ([2, 2, 2, 2, 2, 0, 0, 0, 0], 10, "moderate"),
+        ([3, 3, 2, 2, 2, 1, 1, 0, 0], 14, "moderate"),
+        ([3, 3, 3, 3, 3, 0, 0, 0, 0], 15, "moderately severe"),
+        ([3, 3, 3, 2, 2, 2, 2, 2, 0], 19, "moderately severe"),
+        ([3, 3, 3, 3, 2, 2, 2, 2, 0], 20, "severe"),
+        ([3, 3, 3, 3, 3, 3, 3, 3, 3], 27, "severe"),
+    ],
+)
+def test_phq9_is_the_sum_of_items_1_to_9_banded_at_5_10_15_20(codes: list[int], total: int, band: str) -> None:
+    assert scored("phq9", codes)[:2] == (total, band)
+
+
+def test_the_phq9_difficulty_item_is_recorded_but_not_scored() -> None:
+    assert scored("phq9", [0] * 9, phq9_difficulty=3)[:2] == (0, "minimal")
+    assert scored("phq9", [1] * 9, phq9_difficulty=0)[:2] == (9, "mild")
+
+
+@pytest.mark.parametrize(("item9", "flagged"), [(0, False), (1, True), (2, True), (3, True)])
+def test_phq9_item_9_at_several_days_or_more_raises_the_self_harm_flag(item9: int, *, flagged: bool) -> None:
+    total, band, derived = scored("phq9", [0, 0, 0, 0, 0, 0, 0, 0, item9])
+    # A low total does not hide it: one "several days" on item 9 alone is a minimal score, and still flagged.
+    assert (total, band) == (item9, "minimal")
+    assert derived == {"self_harm": flagged}
+
+
+# GAD-7 (Spitzer et al. 2006): the sum of 7 items, 0–21; 0–4 minimal, 5–9 mild, 10–14 moderate, 15–21 severe.
+@pytest.mark.parametrize(
+    ("codes", "total", "band"),
+    [
+        ([0, 0, 0, 0, 0, 0, 0], 0, "minimal"),
+        ([1, 1, 1, 1, 0, 0, 0], 4, "minimal"),
+        ([1, 1, 1, 1, 1, 0, 0], 5, "mild"),
+        ([3, 3, 3, 0, 0, 0, 0], 9, "mild"),
+        ([2, 2, 2, 2, 2, 0, 0], 10, "moderate"),
+        ([2, 2, 2, 2, 2, 2, 2], 14, "moderate"),
+        ([3, 3, 3, 3, 3, 0, 0], 15, "severe"),
+        ([3, 3, 3, 3, 3, 3, 3], 21, "severe"),
+    ],
+)
+def test_gad7_is_the_sum_of_7_items_banded_at_5_10_15(codes: list[int], total: int, band: str) -> None:
+    assert scored("gad7", codes) == (total, band, {})
+
+
+# PHQ-2 (Kroenke, Spitzer & Williams 2003): items 1–2 of the PHQ-9, 0–6; a total of 3 or more is a positive screen.
+@pytest.mark.parametrize(
+    ("codes", "total", "band"),
+    [([0, 0], 0, "negative"), ([1, 1], 2, "negative"), ([2, 0], 2, "negative"), ([2, 1], 3, "positive"),
+     ([0, 3], 3, "positive"), ([3, 3], 6, "positive")],
+)  # fmt: skip
+def test_phq2_screens_positive_from_3(codes: list[int], total: int, band: str) -> None:
+    assert scored("phq2", codes) == (total, band, {})
+
+
+# PGIC (7-point, PhenX 860801): categorical; the score is the code and the band its label.
+@pytest.mark.parametrize(
+    ("code", "label"),
+    [(1, "very much improved"), (2, "much improved"), (3, "minimally improved"), (4, "no change"),
+     (5, "minimally worse"), (6, "much worse"), (7, "very much worse")],
+)  # fmt: skip
+def test_pgic_scores_the_code_and_bands_its_label(code: int, label: str) -> None:
+    assert scored("pgic", [code]) == (code, label, {})
+
+
+def test_answers_come_back_in_the_instruments_order_whatever_order_they_were_sent_in() -> None:
+    gad7 = REGISTRY.get("gad7")
+    sent = [("gad7_7", 1), ("gad7_1", 2), ("gad7_4", 0), ("gad7_2", 3), ("gad7_6", 1), ("gad7_3", 0), ("gad7_5", 2)]
+    checked = check_answers(gad7, sent)
+    assert list(checked.items()) == [
+        ("gad7_1", 2), ("gad7_2", 3), ("gad7_3", 0), ("gad7_4", 0), ("gad7_5", 2), ("gad7_6", 1), ("gad7_7", 1)
+    ]  # fmt: skip
+
+
+PHQ9_ZEROS = [(f"phq9_{n}", 0) for n in range(1, 10)]
+
+
+@pytest.mark.parametrize(
+    ("answers", "field", "message"),
+    [
+        ([*PHQ9_ZEROS, ("phq9_10", 0)], "answers[phq9_10]", "phq9_10 is not an item of phq9"),
+        ([*PHQ9_ZEROS, ("gad7_1", 0)], "answers[gad7_1]", "gad7_1 is not an item of phq9"),
+        ([*PHQ9_ZEROS, ("phq9_4", 1)], "answers[phq9_4]", "phq9_4 is answered twice"),
+        ([*PHQ9_ZEROS, ("phq9_4", 0)], "answers[phq9_4]", "phq9_4 is answered twice"),
+        ([("phq9_1", 4), *PHQ9_ZEROS[1:]], "answers[phq9_1]", "phq9_1 must be one of 0–3"),
+        ([*PHQ9_ZEROS[:8], ("phq9_9", -1)], "answers[phq9_9]", "phq9_9 must be one of 0–3"),
+        ([*PHQ9_ZEROS, ("phq9_difficulty", 4)], "answers[phq9_difficulty]", "phq9_difficulty must be one of 0–3"),
+        (PHQ9_ZEROS[:2] + PHQ9_ZEROS[3:], "answers[phq9_3]", "phq9_3 is required"),
+        ([], "answers[phq9_1]", "phq9_1 is required"),
+    ],
+)
+def test_answers_that_cannot_be_scored_are_refused_naming_the_item(
+    answers: list[tuple[str, int]], field: str, message: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        check_answers(REGISTRY.get("phq9"), answers)
+    assert (refused.value.field, refused.value.message) == (field, message)
+
+
+@pytest.mark.parametrize("code", [0, 8, -1])
+def test_pgic_refuses_codes_outside_1_to_7(code: int) -> None:
+    with pytest.raises(BadInput) as refused:
+        check_answers(REGISTRY.get("pgic"), [("pgic", code)])
+    assert (refused.value.field, refused.value.message) == ("answers[pgic]", "pgic must be one of 1–7")
+
+
+# The codes as research/domain.md §5.1 lists them: panel and total-score codes differ.
+def test_loinc_codes_are_the_verified_ones() -> None:
+    phq9, gad7, phq2, pgic = (get_instrument(i) for i in ("phq9", "gad7", "phq2", "pgic"))
+    assert (phq9.loinc_panel, phq9.loinc_total) == ("44249-1", "44261-6")
+    assert [i.loinc for i in phq9.items] == [
+        "44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8", "69722-7"
+    ]  # fmt: skip
+    assert [i.id for i in phq9.items] == [*(f"phq9_{n}" for n in range(1, 10)), "phq9_difficulty"]
+    assert [(o.code, o.loinc) for o in phq9.items[0].options] == [
+        (0, "LA6568-5"), (1, "LA6569-3"), (2, "LA6570-1"), (3, "LA6571-9")
+    ]  # fmt: skip
+    assert (gad7.loinc_panel, gad7.loinc_total) == ("69737-5", "70274-6")
+    assert [i.loinc for i in gad7.items] == [
+        "69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"
+    ]  # fmt: skip
+    assert (phq2.loinc_panel, phq2.loinc_total) == ("55757-9", "55758-7")
+    assert [i.id for i in phq2.items] == ["phq2_1", "phq2_2"]
+    assert (pgic.loinc_panel, pgic.loinc_total, pgic.items[0].loinc) == (None, None, None)
+
+
+def test_every_built_in_instrument_is_free_to_use_and_has_a_licence_note() -> None:
+    current = REGISTRY.current()
+    assert [i.id for i in current] == [
+        "daily_diary", "gad7", "pgic", "phq2", "phq9", "post_infusion", "pre_session"
+    ]  # fmt: skip
+    assert all(i.licence_free and i.licence_note for i in current)
+    assert {i.id for i in current if i.answered_by == "diary"} == {"daily_diary", "post_infusion", "pre_session"}
+
+
+def test_diary_check_ins_describe_the_diary_fields_they_collect() -> None:
+    post = {i.id: i for i in get_instrument("post_infusion").items}
+    assert post["pain_now"].field == "pain_now"
+    assert [o.code for o in post["pain_now"].options] == list(range(11))
+    for effect in ("NAUSEA", "DIZZINESS", "DISSOCIATION", "HALLUCINATIONS", "URINARY_FREQUENCY", "DYSURIA"):
+        assert post[effect.lower()].field == f"side_effects.{effect}"
+        assert [o.code for o in post[effect.lower()].options] == [0, 1, 2, 3]
+    daily = {i.id: i for i in get_instrument("daily_diary").items}
+    assert (daily["sleep_hours"].loinc, daily["sleep_hours"].unit, daily["sleep_hours"].maximum) == ("93832-4", "h", 24)
+
+
+@pytest.mark.parametrize(
+    ("instrument_id", "version", "message"),
+    [("bpi", None, "there is no instrument 'bpi'"), ("phq9", "2", "phq9 has no version '2'")],
+)
+def test_an_unknown_instrument_or_version_is_bad_input_on_instrument(
+    instrument_id: str, version: str | None, message: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        get_instrument(instrument_id, version)
+    assert (refused.value.field, refused.value.message) == ("instrument", message)
+
+
+# A clinic that holds a BPI licence adds it as a file. Interference is the mean of the 7 items, valid when at least
+# 4 are answered (ePPOC); severity the mean of the 4 intensity items.
+BPI_ITEMS = [
+    "worst",
+    "least",
+    "average",
+    "now",
+    "activity",
+    "mood",
+    "walking",
+    "work",
+    "relations",
+    "sleep",
+    "enjoyment",
+]
+BPI: dict[str, Any] = {
+    "id": "bpi_sf",
+    "version": "1",
+    "title": "Brief Pain Inventory (short form), interference",
+    "licence": {"free": False, "note": "Used under the clinic's licence from MD Anderson."},
+    "recall_period": "the last 24 hours",
+    "recall_days": 1,
+    "loinc_panel": None,
+    "loinc_total": "77565-0",
+    "option_sets": {"zero_to_ten": [{"code": n, "label": str(n)} for n in range(11)]},
+    "items": [
+        {"id": f"bpi_{name}", "text": name, "options": "zero_to_ten", "required": False, "scored": n >= 4}
+        for n, name in enumerate(BPI_ITEMS)
+    ],
+    "scoring": {"method": "mean", "min_answered": 4},
+    "subscales": [{"id": "severity", "method": "mean", "items": [f"bpi_{n}" for n in BPI_ITEMS[:4]]}],
+    "bands": [[0, "mild"], [5, "moderate"], [7, "severe"]],
+}
+
+
+def write(directory: Path, name: str, definition: object) -> Path:
+    path = directory / name
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    return path
+
+
+def test_a_clinic_adds_a_licensed_instrument_as_a_definition_file(tmp_path: Path) -> None:
+    write(tmp_path, "bpi.json", BPI)
+    registry = Registry.load(tmp_path)
+    bpi = registry.get("bpi_sf")
+    assert (bpi.version, bpi.licence_free, bpi.loinc_total) == ("1", False, "77565-0")
+    assert registry.get("phq9").loinc_panel == "44249-1"  # the built-ins are still there
+    answers = {"bpi_worst": 8, "bpi_least": 2, "bpi_average": 5, "bpi_now": 4}
+    interference = {"bpi_activity": 3, "bpi_mood": 4, "bpi_walking": 5, "bpi_work": 6, "bpi_relations": 2}
+    interference |= {"bpi_sleep": 7, "bpi_enjoyment": 3}
+    # 30 / 7 = 4.2857… → 4.29, reported as 4, mild; severity 19 / 4 = 4.75.
+    result = score(bpi, check_answers(bpi, [*answers.items(), *interference.items()]))
+    assert (result.score, result.band) == (4, "mild")
+    assert result.derived == {"severity": 4.75, "score_exact": 4.29}
+
+
+def test_a_mean_is_banded_on_its_exact_value_and_needs_its_minimum_of_answers(tmp_path: Path) -> None:
+    write(tmp_path, "bpi.json", BPI)
+    bpi = Registry.load(tmp_path).get("bpi_sf")
+    # 26 / 4 = 6.5: reported as 7 (half up), but below the severe band's 7.
+    four = [("bpi_activity", 5), ("bpi_mood", 6), ("bpi_walking", 7), ("bpi_work", 8)]
+    result = score(bpi, check_answers(bpi, four))
+    assert (result.score, result.band, result.derived) == (7, "moderate", {"severity": None, "score_exact": 6.5})
+    with pytest.raises(BadInput) as refused:
+        check_answers(bpi, four[:3])
+    assert refused.value.field == "answers"
+    assert refused.value.message.startswith("at least 4 of bpi_activity, bpi_mood, ")
+
+
+def test_a_later_version_becomes_current_and_the_earlier_stays_reachable(tmp_path: Path) -> None:
+    write(tmp_path, "bpi-1.json", BPI)
+    write(tmp_path, "bpi-1.10.json", {**BPI, "version": "1.10"})
+    write(tmp_path, "bpi-1.9.json", {**BPI, "version": "1.9"})
+    registry = Registry.load(tmp_path)
+    assert registry.get("bpi_sf").version == "1.10"  # numerically, not as text
+    assert registry.get("bpi_sf", "1").version == "1"
+
+
+def test_get_instrument_answers_from_the_installed_registry(tmp_path: Path) -> None:
+    write(tmp_path, "bpi.json", BPI)
+    before = instruments.installed()
+    instruments.install(Registry.load(tmp_path))
+    try:
+        assert get_instrument("bpi_sf").title == BPI["title"]
+    finally:
+        instruments.install(before)
+    with pytest.raises(BadInput):
+        get_instrument("bpi_sf")
+
+
+def mutated(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy(BPI)
+    change(definition)
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "message"),
+    [
+        (lambda d: d.pop("items"), "items", "is required"),
+        (lambda d: d.update(scoring_method="sum"), "(top level)", "unknown key 'scoring_method'"),
+        (lambda d: d.update(id="BPI"), "id", "must be lower-case letters"),
+        (lambda d: d.update(version="v2"), "version", "must be dotted numbers"),
+        (lambda d: d.update(answered_by="phone"), "answered_by", "must be one of 'questionnaire', 'diary'"),
+        (lambda d: d["licence"].pop("note"), "licence.note", "is required"),
+        (lambda d: d.update(loinc_total="77565-1"), "loinc_total", "'77565-1' is not a LOINC code"),
+        (lambda d: d["items"][2].update(loinc="44249"), "items[2].loinc", "'44249' is not a LOINC code"),
+        (lambda d: d["items"][3].update(options="zero_to_five"), "items[3].options", "names no option set"),
+        (lambda d: d["items"][3].update(kind="number"), "items[3].kind", "answered with an option code"),
+        (lambda d: d["items"][5].update(id="bpi_worst"), "items[5].id", "'bpi_worst' is used twice"),
+        (lambda d: d["items"][0].update(required="yes"), "items[0].required", "must be true or false"),
+        (lambda d: d["option_sets"]["zero_to_ten"][4].update(code="4"), "option_sets.zero_to_ten[4].code",
+         "must be an integer"),
+        (lambda d: d["option_sets"]["zero_to_ten"][4].update(code=True), "option_sets.zero_to_ten[4].code",
+         "must be an integer"),
+        (lambda d: d["option_sets"]["zero_to_ten"][4].update(code=3), "option_sets.zero_to_ten", "lists a code twice"),
+        (lambda d: d["scoring"].update(method="median"), "scoring.method", "must be one of"),
+        (lambda d: d["scoring"].update(items=["bpi_mood", "bpi_nope"]), "scoring.items", "'bpi_nope' is not"),
+        (lambda d: d["scoring"].update(min_answered=8), "scoring.min_answered", "is more than the 7 items"),
+        (lambda d: d.update(scoring={"method": "sum"}), "scoring.items", "cannot include the optional item"),
+        (lambda d: d.update(bands=[[0, "mild"], [7, "severe"], [5, "moderate"]]), "bands[2][0]", "increasing order"),
+        (lambda d: d.update(bands=[[0, "x" * 33]]), "bands[0][1]", "at most 32 characters"),
+        (lambda d: d.update(bands=[]), "bands", "a scored instrument lists its bands"),
+        (lambda d: d.update(flags=[{"item": "bpi_nope", "min": 1, "flag": "x"}]), "flags[0].item", "not a choice"),
+        (lambda d: d.update(flags=[{"item": "bpi_mood", "min": 9, "flag": "severity"}]), "flags",
+         "'severity' names two derived values"),
+    ],
+)  # fmt: skip
+def test_a_malformed_definition_is_refused_naming_the_file_and_key(
+    tmp_path: Path, change: Any, key: str, message: str
+) -> None:
+    path = write(tmp_path, "clinic-bpi.json", mutated(change))
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value).startswith(f"{path}: {key}: ")
+    assert message in str(refused.value)
+
+
+def test_a_file_that_is_not_json_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"id": "bpi_sf", ', encoding="utf-8")
+    with pytest.raises(DefinitionError, match=rf"^{path}: cannot be read as JSON"):
+        load_file(path)
+
+
+def test_a_definition_cannot_replace_a_version_already_defined(tmp_path: Path) -> None:
+    phq9 = json.loads((instruments.BUILT_IN_DIR / "phq9-1.json").read_text(encoding="utf-8"))
+    path = write(tmp_path, "phq9.json", {**phq9, "bands": [[0, "fine"]]})
+    with pytest.raises(DefinitionError, match=rf"^{path}: phq9 version 1 is already defined in .*phq9-1\.json$"):
+        Registry.load(tmp_path)
+
+
+def test_a_missing_instruments_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DefinitionError, match="the instruments directory does not exist"):
+        Registry.load(tmp_path / "nowhere")
+
+
+def test_a_built_in_that_needs_a_licence_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "bpi.json", BPI)
+    monkeypatch.setattr(instruments, "BUILT_IN_DIR", tmp_path)
+    with pytest.raises(DefinitionError, match=rf"^{path}: licence.free: a built-in instrument must be free to use"):
+        Registry.load()
+
+
+def test_a_diary_check_in_cannot_be_scored() -> None:
+    definition = {**BPI, "answered_by": "diary"}
+    with pytest.raises(DefinitionError, match=r"^clinic: scoring: a diary check-in is not scored here"):
+        parse(definition, "clinic")
+
+
+def test_the_settings_instruments_dir_reaches_the_service_and_get_instrument(tmp_path: Path) -> None:
+    write(tmp_path, "bpi.json", BPI)
+    before = instruments.installed()
+    try:
+        services = build_services(make_settings().model_copy(update={"instruments_dir": tmp_path}))
+        assert services.questionnaires.instrument("bpi_sf").licence_free is False
+        assert get_instrument("bpi_sf").loinc_total == "77565-0"
+    finally:
+        instruments.install(before)
+
+
+def test_a_malformed_file_in_the_settings_dir_stops_start_up_naming_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "bpi.json", {**BPI, "bands": "low to high"})
+    before = instruments.installed()
+    try:
+        with pytest.raises(DefinitionError, match=rf"^{path}: bands: must be a list$"):
+            build_services(make_settings().model_copy(update={"instruments_dir": tmp_path}))
+    finally:
+        instruments.install(before)
+    assert instruments.installed() is before

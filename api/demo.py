@@ -17,6 +17,7 @@ from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
 from api.domain.prompt.service import expire_due
 from api.domain.push import devices
 from api.domain.push.models import ProviderName
+from api.domain.questionnaire.service import QuestionnaireInput
 from api.domain.services import Services
 from api.domain.treatment.models import SessionStatus
 from api.domain.treatment.service import SessionChange
@@ -92,8 +93,12 @@ async def seed(services: Services, *, now: datetime, progress: Callable[[str], N
         refused = [o for o in outcomes if o.error is not None]
         if refused:
             raise RuntimeError(f"demo data refused: {refused[0].error}")
+        answered = await _questionnaires(services, patient, rng, patient_no=n, infusion_days=infusion_days, now=now)
         logins.append(DemoLogin("patient", email, PASSWORD))
-        progress(f"patient {n + 1}/{PATIENTS}: {len(infusion_days) + 1} sessions, {len(outcomes)} diary entries")
+        progress(
+            f"patient {n + 1}/{PATIENTS}: {len(infusion_days) + 1} sessions, {len(outcomes)} diary entries, "
+            f"{answered} questionnaires"
+        )
     # Bring every patient's prompts up to date: the next week is planned, closed windows are missed.
     await expire_due(now=now)
     await plan_all(SchedulingPolicy(), now=now)
@@ -152,6 +157,33 @@ def _diary(
             )
         )
     return entries
+
+
+async def _questionnaires(
+    services: Services, patient: Actor, rng: random.Random, *, patient_no: int, infusion_days: list[int], now: datetime
+) -> int:
+    """PHQ-9 and GAD-7 every two weeks, and PGIC a week after the induction series. One patient's latest PHQ-9
+    endorses item 9, so the demo clinic has a critical alert and the crisis message to show."""
+    submitted = 0
+    for days_ago in range(DAYS - 2, 0, -14):
+        at = now - timedelta(days=days_ago, hours=rng.randint(0, 5))
+        strain = rng.uniform(0.2, 1.6)
+        for instrument, items in (("phq9", 9), ("gad7", 7)):
+            values = [min(3, max(0, round(rng.gauss(strain, 0.8)))) for _ in range(items)]
+            if instrument == "phq9":
+                values[8] = 1 if patient_no == 3 and days_ago < 14 else 0
+            answers = [(f"{instrument}_{i + 1}", v) for i, v in enumerate(values)]
+            client_id = uuid5(NAMESPACE, f"{patient_no}:{instrument}:{days_ago}")
+            await services.questionnaires.submit(patient, QuestionnaireInput(client_id, instrument, answers), now=at)
+            submitted += 1
+    course_end = DAYS - infusion_days[4] - 7
+    if course_end > 0:
+        answer = [("pgic", rng.choice((2, 3, 3, 4)))]
+        client_id = uuid5(NAMESPACE, f"{patient_no}:pgic")
+        at = now - timedelta(days=course_end)
+        await services.questionnaires.submit(patient, QuestionnaireInput(client_id, "pgic", answer), now=at)
+        submitted += 1
+    return submitted
 
 
 def _infusion_days(rng: random.Random) -> list[int]:

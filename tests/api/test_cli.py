@@ -269,6 +269,14 @@ def test_demo_seeds_once_and_prints_the_logins(tmp_path: Path) -> None:
     assert (patients, accounts) == (20, 22)
     assert isinstance(entries, int)
     assert entries > 20 * 60  # about 90 days each, a few missed
+    # PHQ-9 and GAD-7 every 14 days from day 88 (7 each), PGIC a week after each induction series; one patient's
+    # latest PHQ-9 endorses item 9, so the clinic has exactly one critical alert to show.
+    clinical = (
+        "SELECT (SELECT count(*) FROM questionnaire_response WHERE instrument IN ('phq9', 'gad7')), "
+        "(SELECT count(*) FROM questionnaire_response WHERE instrument = 'pgic'), "
+        "(SELECT count(*) FROM alert WHERE severity = 'CRITICAL' AND rule_id = 'phq9_item9')"
+    )
+    assert query(file, clinical) == [(20 * 14, 20, 1)]
 
     skipped = run(url, "demo", "--if-empty", cwd=tmp_path)
     assert (skipped.code, skipped.out) == (0, "demo clinic already seeded\n")

@@ -220,3 +220,18 @@ async def test_an_empty_or_too_long_range_is_refused_naming_to(
     result = await gql(SERIES, variables, actor=clinician.actor)
 
     assert (result.codes, result.fields) == (["BAD_USER_INPUT"], ["to"])
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [("0001-01-01", "0001-02-01", "from"), ("9999-12-01", "9999-12-31", "from"), ("2026-11-01", "9999-12-31", "to")],
+)
+async def test_dates_at_the_ends_of_the_calendar_are_refused_naming_the_argument(
+    gql: GraphQLClient, alice: PatientUser, clinician: Staff, *, start: str, end: str, field: str
+) -> None:
+    # The lookback and the UTC margins around them would overflow `date`: refused, never INTERNAL.
+    variables = {"id": str(alice.patient.id), "metric": "PAIN_ROLLING7", "from": start, "to": end, "bucket": "DAY"}
+
+    result = await gql(SERIES, variables, actor=clinician.actor)
+
+    assert (result.codes, result.fields) == (["BAD_USER_INPUT"], [field])

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from api.domain.treatment.models import SessionStatus
 from tests.conftest import count_queries
 from tests.factories import Factory, PatientUser
 from tests.graphql import GraphQLClient
-from tests.outcome_support import steady_course
+from tests.outcome_support import course, steady_course
 
 TRENDS = """
 query Trends($days: Int) {
@@ -72,6 +73,18 @@ async def test_the_current_course_and_adherence_come_with_the_trends(gql: GraphQ
     }
     # No check-in came due: nothing answered, nothing missed, no rate.
     assert trends["adherence"] == [{"instrument": None, "answered": 0, "expired": 0, "rate": None}]
+
+
+async def test_booking_the_next_course_does_not_replace_the_one_under_way(
+    gql: GraphQLClient, alice: PatientUser, now: datetime
+) -> None:
+    # A second course whose first session is only booked (3 December): the patient is still in the first one.
+    await course(alice.patient, now, (now + timedelta(days=7), SessionStatus.SCHEDULED), created_at=now)
+
+    trends = (await gql(TRENDS, {"days": 10}, actor=alice.actor)).ok()["myTrends"]
+
+    assert trends["course"]["firstSession"] == "2026-10-25"
+    assert trends["course"]["current"] == {"rolling": 4.0, "category": "SUBSTANTIAL", "twoPoint": True}
 
 
 async def test_thirty_days_by_default_also_when_null(gql: GraphQLClient, alice: PatientUser) -> None:

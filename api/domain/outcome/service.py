@@ -26,6 +26,7 @@ from api.domain.prompt.service import Adherence, PromptService
 from api.domain.treatment.models import InfusionSession, SessionStatus, TreatmentCourse
 
 MAX_TREND_DAYS = 365
+EARLIEST, LATEST = date(1900, 1, 1), date(2200, 1, 1)
 ROLLING_LOOKBACK = timedelta(days=6)
 
 
@@ -86,13 +87,15 @@ class OutcomeService:
             raise BadInput("days", f"must be between 1 and {MAX_TREND_DAYS}")
         today = _today(patient, now)
         start = today - timedelta(days=days - 1)
-        current = next((p for p in reversed(await _plans(patient)) if p.anchor is not None), None)
+        current = _current(await _plans(patient))
         first = start - ROLLING_LOOKBACK
         if current is not None and current.anchor is not None:
             first = min(first, current.anchor - timedelta(days=BASELINE_DAYS))
         daily = await _load_days(patient.id, first, today)
         report = CourseReport(current.course, _outcome(daily, current, today, self.return_rule)) if current else None
-        adherence = await self.prompts.adherence(actor, patient.id, start=now - timedelta(days=days), end=now, now=now)
+        # Prompts due since the first charted local day began, as the series count days.
+        since = datetime.combine(start, time(), ZoneInfo(patient.timezone))
+        adherence = await self.prompts.adherence(actor, patient.id, start=since, end=now, now=now)
         return Trends(days, start, today, daily, report, adherence)
 
     async def series(
@@ -107,6 +110,10 @@ class OutcomeService:
         now: datetime,
     ) -> Series:
         """Local days in [start, end): one request charts a year."""
+        for name, day in (("from", start), ("to", end)):
+            # Diary dates live in this range; beyond it the margins below would overflow the calendar.
+            if not EARLIEST <= day <= LATEST:
+                raise BadInput(name, f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
         if start >= end:
             raise BadInput("to", "must be after from")
         if (end - start).days > MAX_SPAN_DAYS:
@@ -116,6 +123,15 @@ class OutcomeService:
         lookback = timedelta(days=LOOKBACK.get(metric, 0))
         daily = await _load_days(patient.id, start - lookback, end - timedelta(days=1))
         return series(daily, metric, bucket, start, end)
+
+
+def _current(plans: Sequence[_Plan]) -> _Plan | None:
+    """The course the patient is in: the latest one with a completed session. Booking the first session of the
+    next course does not replace it; before any session is completed, the latest booked course."""
+    started = [p for p in plans if p.completed]
+    if started:
+        return started[-1]
+    return next((p for p in reversed(plans) if p.anchor is not None), None)
 
 
 def _outcome(daily: Sequence[Day], plan: _Plan, until: date, rule: ReturnRule) -> CourseOutcome:

@@ -84,7 +84,7 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readiness.endpoint),
-            *ExportRoutes(services, clock).routes(),
+            *ExportRoutes(services, clock, public_base_url=settings.public_base_url).routes(),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

@@ -46,9 +46,12 @@ ISSUE_TYPE = {
 
 
 class ExportRoutes:
-    def __init__(self, services: Services, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, services: Services, clock: Callable[[], datetime], *, public_base_url: str | None = None
+    ) -> None:
         self.services = services
         self.clock = clock
+        self.public_base_url = public_base_url
 
     def routes(self) -> list[Route]:
         return [
@@ -62,7 +65,7 @@ class ExportRoutes:
         try:
             actor = self._actor(request, "fhir.everything", now)
             patient_id = _patient_id(request.path_params["patient_id"])
-            base_url = str(request.base_url).rstrip("/") + "/fhir"
+            base_url = self._base_url(request) + "/fhir"
             bundle = await self.services.exports.patient_everything(actor, patient_id, base_url=base_url, now=now)
         except DomainError as exc:
             return _operation_outcome(exc)
@@ -89,6 +92,12 @@ class ExportRoutes:
         name = "diary.csv" if patient_id is None else f"diary-{patient_id}.csv"
         headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'}
         return StreamingResponse(_chunks(lines), media_type="text/csv; charset=utf-8", headers=headers)
+
+    def _base_url(self, request: Request) -> str:
+        # The request's base URL is built from its Host header, which the client picks: links in a bundle that is
+        # saved and shared must not point wherever a caller said. Deployments set the public URL.
+        base = self.public_base_url or str(request.base_url)
+        return base.rstrip("/")
 
     def _actor(self, request: Request, operation: str, now: datetime) -> Actor:
         client = request.client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +12,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import BaseSchema
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
@@ -21,7 +24,34 @@ from schema.context import Context
 from schema.errors import has_code, public_error
 
 
+class OperationContexts:
+    """The schema as a websocket connection's operations reach it: each operation runs on its own copy of the
+    connection's context (`Context.for_operation`), with its own time and audit bookkeeping."""
+
+    def __init__(self, schema: BaseSchema) -> None:
+        self._schema = schema
+
+    async def stream(self, query: str | None, **kwargs: Any) -> Any:
+        connection: Context = kwargs["context_value"]
+        return await self._schema.stream(query, **{**kwargs, "context_value": connection.for_operation()})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._schema, name)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, where Strawberry would run every operation of a connection on the one context it
+    made for the connection: queries and mutations as well as subscriptions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Strawberry starts every operation with `self.schema.stream(…, context_value=self.context)`.
+        self.schema = cast(BaseSchema, OperationContexts(self.schema))
+
+
 class InterludeGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, *args: object, services: Services, clock: Callable[[], datetime], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.services = services
@@ -34,9 +64,9 @@ class InterludeGraphQL(GraphQL[Context, None]):
         meta = RequestMeta(request_id=state.get("request_id", ""), ip=client.host if client else None)
         # The request log line reads the operation name from here once the operation has run.
         state["meta"] = meta
-        context = Context(services=self.services, now=now, meta=meta, request=request, response=response)
-        if isinstance(request, WebSocket):
-            context.clock = self.clock
+        context = Context(
+            services=self.services, now=now, meta=meta, request=request, response=response, clock=self.clock
+        )
         header = request.headers.get("authorization")
         if header:
             self._authenticate(context, header, now)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET_KEY
     host: str = "127.0.0.1"
     port: int = 8000
+    # The URL clients reach this API at, e.g. `https://api.clinic.example`: the base of FHIR fullUrl and self links.
+    # Unset, the request's own base URL is used, which comes from its Host header (fine in development only).
+    public_base_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # `https://a.example,https://b.example` or a JSON list; NoDecode lets the validator below see the raw text.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from starlette.requests import Request
@@ -29,9 +29,11 @@ class Context:
     response: Response | WebSocket | None = None
     # graphql-transport-ws: the `connection_init` payload (Strawberry fills it in).
     connection_params: dict[str, object] | None = None
-    # A websocket connection outlives its access token: there the token and the clock are kept, and
-    # `require_actor` checks the token again at every use (UNAUTHENTICATED once it has expired).
+    # A websocket connection outlives its access token: there the token is kept, and `require_actor` checks it
+    # again at every use (UNAUTHENTICATED once it has expired).
     token: str | None = None
+    # The app's clock, for work that outlives the request's `now`: the operations of a websocket connection and
+    # each delivery of a subscription (`for_operation`, `renew`).
     clock: Callable[[], datetime] | None = None
     loaders: Loaders = field(init=False)
 
@@ -46,8 +48,26 @@ class Context:
         return self.actor
 
     def current_time(self) -> datetime:
-        """`now` for a request; the clock's time for an operation that outlives it (a subscription)."""
+        """The clock's time where there is a clock, else `now`."""
         return self.clock() if self.clock is not None else self.now
+
+    def for_operation(self) -> Context:
+        """This context for one operation of a websocket connection: the connection's caller, token and
+        request, with the operation's own time, audit bookkeeping and DataLoaders. Shared by the connection's
+        operations, a context would date every one of them at connection time and audit a patient once per
+        connection instead of once per operation."""
+        context = replace(self)  # `__post_init__` gives the copy its own loaders
+        context.renew()
+        return context
+
+    def renew(self) -> None:
+        """Starts the next unit of work of a long-lived operation (each delivery of a subscription is one):
+        the current time, audit bookkeeping that has audited no one yet, empty DataLoaders."""
+        self.now = self.current_time()
+        self.meta = RequestMeta(request_id=self.meta.request_id, ip=self.meta.ip, operation=self.meta.operation)
+        if self.actor is not None:
+            self.actor = replace(self.actor, meta=self.meta)
+        self.loaders = Loaders(self)
 
 
 Info = StrawberryInfo[Context, None]

@@ -15,7 +15,7 @@ from api.domain.account.models import Clinic
 from api.domain.actor import Role
 from api.domain.alert.broker import AlertNotice, LocalBroker, NoticeKind
 from api.domain.alert.models import Alert, AlertEvent
-from api.domain.alert.service import LIFECYCLE
+from api.domain.alert.service import LIFECYCLE, Announced
 from api.domain.alert.settings import SettingsChange
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.validation import DiaryInput, SideEffectReport
@@ -81,7 +81,7 @@ async def respond(
     score: int | None,
     answers: dict[str, int] | None = None,
     now: datetime,
-) -> list[Alert]:
+) -> Announced:
     """A stored response run through the rules in its own transaction, as the questionnaire service does."""
     async with in_transaction() as conn:
         response = await QuestionnaireResponse.create(
@@ -102,7 +102,21 @@ async def respond(
 
 
 async def override(services: Services, admin: Staff, now: datetime, **thresholds: dict[str, Any]) -> None:
-    await services.alerts.update_settings(admin.actor, SettingsChange(thresholds=thresholds), now=now)
+    """Replaces the clinic's overrides, from the version in force."""
+    version = (await services.alerts.settings(admin.actor)).version
+    await services.alerts.update_settings(admin.actor, SettingsChange(version, thresholds=thresholds), now=now)
+
+
+async def pain_rebound(
+    factory: Factory, services: Services, staff: Staff, who: PatientUser, now: datetime
+) -> DiaryEntry:
+    """A session that ended on 16 Nov (New York), then a low of 5 on the 17th and 7 on the 18th–20th: the entry of
+    the 20th raises loss_of_response, and is returned."""
+    ended = datetime(2026, 11, 16, 15, 0, tzinfo=EST)
+    await completed_session(services, staff, who, ended_at=ended, now=now)
+    for day, pain in ((17, 5), (18, 7), (19, 7)):
+        await log(factory, who, datetime(2026, 11, day, 12, 0, tzinfo=EST), pain_average=pain)
+    return await log(factory, who, datetime(2026, 11, 20, 12, 0, tzinfo=EST), pain_average=7)
 
 
 async def alerts_of(who: PatientUser) -> list[Alert]:

@@ -36,7 +36,7 @@ async def alert_page(
 
 @strawberry.type
 class AlertQuery:
-    @strawberry.field(description="Clinic staff: the clinic's alerts, newest first.")
+    @strawberry.field(description="Clinic staff: the clinic's alerts, newest (or most recently reopened) first.")
     async def alerts(
         self,
         info: Info,
@@ -68,19 +68,28 @@ class AlertQuery:
 
 @strawberry.type
 class AlertMutation:
-    @strawberry.mutation(description="Someone is on it. Only an open alert can be acknowledged.")
+    @strawberry.mutation(
+        description="Someone is on it. Only an open alert can be acknowledged; "
+        "a new report of a critical or high alert reopens it."
+    )
     async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> Alert:
         ctx = info.context
         alert = await ctx.services.alerts.acknowledge(ctx.require_actor(), parse_id(id, "alert"), note, now=ctx.now)
         return Alert.from_model(alert)
 
-    @strawberry.mutation(description="Closes an open or acknowledged alert; a new trigger then raises a new one.")
+    @strawberry.mutation(
+        description="Closes an open or acknowledged alert; a new report then raises a new one "
+        "(rules about the days after an infusion: once per session)."
+    )
     async def resolve_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> Alert:
         ctx = info.context
         alert = await ctx.services.alerts.resolve(ctx.require_actor(), parse_id(id, "alert"), note, now=ctx.now)
         return Alert.from_model(alert)
 
-    @strawberry.mutation(description="Clinic admins: change thresholds, escalation delay or crisis message.")
+    @strawberry.mutation(
+        description="Clinic admins: change thresholds, escalation delay or crisis message, "
+        "from the settings version read (CONFLICT if they changed since)."
+    )
     async def update_alert_settings(self, info: Info, input: AlertSettingsInput) -> AlertSettings:
         ctx = info.context
         updated = await ctx.services.alerts.update_settings(ctx.require_actor(), input.to_domain(), now=ctx.now)

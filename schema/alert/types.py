@@ -34,7 +34,9 @@ class AlertTrigger:
 
 @strawberry.type(description="One step in an alert's history.")
 class AlertEvent:
-    action: str = strawberry.field(description="raised, retriggered, acknowledged, escalated or resolved.")
+    action: str = strawberry.field(
+        description="raised, retriggered, acknowledged, escalated (note: the admin account ids), reopened or resolved."
+    )
     actor_id: strawberry.ID | None = strawberry.field(description="The account that acted; null for the system.")
     note: str | None
     at: datetime
@@ -58,13 +60,21 @@ class Alert:
         description="What the alert is about (patient, session:<id>, course:<id>): one open alert per episode."
     )
     triggers: list[AlertTrigger]
-    details: JSON = strawberry.field(description="The rule's facts: thresholds met and values seen.")
-    raised_at: datetime
+    details: JSON = strawberry.field(
+        description="The rule's facts: thresholds met and values seen; first_raised_at once reopened, "
+        "escalated_to (admin account ids) once escalated."
+    )
+    raised_at: datetime = strawberry.field(
+        description="When it was raised, or raised again by a new report after an acknowledgement (reopened); "
+        "the first raise is details.first_raised_at and in the history."
+    )
     acknowledged_at: datetime | None
     acknowledged_by_id: strawberry.ID | None
     resolved_at: datetime | None
     resolved_by_id: strawberry.ID | None
-    escalated_at: datetime | None = strawberry.field(description="When it was escalated to the clinic's admins.")
+    escalated_at: datetime | None = strawberry.field(
+        description="When it was escalated to the clinic's admins (their account ids: details.escalated_to)."
+    )
     updated_at: datetime
     _model: strawberry.Private[AlertModel]
 
@@ -102,7 +112,7 @@ class Alert:
         model = await ctx.services.patients.get(ctx.require_actor(), self._model.patient_id, now=ctx.now)
         return Patient.from_model(model)
 
-    @strawberry.field(description="Raised, retriggered, acknowledged, escalated, resolved: oldest first.")
+    @strawberry.field(description="Raised, retriggered, acknowledged, escalated, reopened, resolved: oldest first.")
     async def history(self, info: Info) -> list[AlertEvent]:
         ctx = info.context
         events = await ctx.services.alerts.history(ctx.require_actor(), self._model)
@@ -121,7 +131,10 @@ class AlertRuleSetting:
     severity: Severity  # type: ignore[valid-type]
     summary: str
     enabled: bool
-    may_disable: bool = strawberry.field(description="Critical safety rules can be tuned but not switched off.")
+    may_disable: bool = strawberry.field(description="Critical safety rules cannot be switched off.")
+    may_tune: bool = strawberry.field(
+        description="Critical safety rules' thresholds are fixed: a higher one would silence them."
+    )
     parameters: JSON = strawberry.field(description="In force: the clinic's values, or the defaults.")
     defaults: JSON
 
@@ -134,6 +147,7 @@ class AlertRuleSetting:
             summary=s.rule.summary,
             enabled=s.enabled,
             may_disable=s.rule.may_disable,
+            may_tune=s.rule.may_tune,
             parameters=JSON(dict(s.params)),
             defaults=JSON({name: p.default for name, p in s.rule.params.items()}),
         )
@@ -160,16 +174,24 @@ class AlertSettings:
         )
 
 
-@strawberry.input(description="Only the fields given change.")
+@strawberry.input(description="Only the fields given change, and only from the version they were read at.")
 class AlertSettingsInput:
+    version: int = strawberry.field(
+        description="The `version` of the settings this change was made from (0 for the defaults). If they have "
+        "changed since, nothing is saved: CONFLICT on `version`, read them again and reapply the change."
+    )
     thresholds: JSON | None = strawberry.field(
         default=None,
-        description='Replaces every override: {"<rule>": {"<parameter>": 3, "enabled": false}}; {} = defaults.',
+        description='Replaces every override: {"<rule>": {"<parameter>": 3, "enabled": false}}; {} = defaults. '
+        "Overrides made since `version` would be lost, which is why `version` is checked.",
     )
     escalation_minutes: int | None = None
     crisis_message: str | None = None
 
     def to_domain(self) -> SettingsChange:
         return SettingsChange(
-            thresholds=self.thresholds, escalation_minutes=self.escalation_minutes, crisis_message=self.crisis_message
+            version=self.version,
+            thresholds=self.thresholds,
+            escalation_minutes=self.escalation_minutes,
+            crisis_message=self.crisis_message,
         )

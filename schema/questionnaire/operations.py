@@ -31,15 +31,17 @@ async def questionnaire_page(
 
 @strawberry.type
 class QuestionnaireQuery:
-    @strawberry.field(description="The current version of every instrument, with items and options to render.")
+    @strawberry.field(
+        description="The current version of every instrument the caller's clinic may use, with items and options."
+    )
     async def instruments(self, info: Info) -> list[Instrument]:
-        info.context.require_actor()
-        return [Instrument.from_domain(i) for i in info.context.services.questionnaires.instruments()]
+        actor = info.context.require_actor()
+        return [Instrument.from_domain(i) for i in info.context.services.questionnaires.instruments(actor)]
 
-    @strawberry.field(description="One instrument, at a version (the current one by default).")
+    @strawberry.field(description="One instrument the caller's clinic may use, at a version (the current by default).")
     async def instrument(self, info: Info, id: str, version: str | None = None) -> Instrument:
-        info.context.require_actor()
-        return Instrument.from_domain(info.context.services.questionnaires.instrument(id, version))
+        actor = info.context.require_actor()
+        return Instrument.from_domain(info.context.services.questionnaires.instrument(actor, id, version))
 
     @strawberry.field(description="The signed-in patient's own questionnaire responses, newest first.")
     async def my_questionnaires(

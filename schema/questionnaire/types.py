@@ -12,6 +12,8 @@ from api.domain.questionnaire import instruments as domain
 from api.domain.questionnaire.models import QuestionnaireResponse as ResponseModel
 from api.domain.questionnaire.service import QuestionnaireInput as DomainQuestionnaireInput
 from api.domain.questionnaire.service import Submission
+from schema.diary.types import FieldError
+from schema.errors import domain_extensions
 from schema.ids import to_id
 
 AnsweredBy = strawberry.enum(domain.AnsweredBy, description="questionnaire: submitQuestionnaire; diary: logDiaryEntry.")
@@ -147,11 +149,29 @@ class QuestionnaireResult:
     safety_message: str | None = strawberry.field(
         description="Crisis resources, present when an answer signals risk of self-harm: show it at once."
     )
+    prompt_error: FieldError | None = strawberry.field(
+        description="Why input.promptId was not answered (PROMPT_EXPIRED, CONFLICT if already answered, "
+        "BAD_USER_INPUT for another instrument's, NOT_FOUND); the response is stored all the same, without it. "
+        "Null when there was no prompt or it was answered."
+    )
 
     @classmethod
     def from_submission(cls, s: Submission, order: Sequence[str]) -> QuestionnaireResult:
         response = QuestionnaireResponse.from_model(s.response, order)
-        return cls(response=response, score=response.score, band=response.band, safety_message=s.safety_message)
+        prompt_error = None
+        if s.prompt_error is not None:
+            ext = domain_extensions(s.prompt_error)
+            field = ext.get("field")
+            prompt_error = FieldError(
+                code=str(ext["code"]), field=str(field) if field else None, message=s.prompt_error.message
+            )
+        return cls(
+            response=response,
+            score=response.score,
+            band=response.band,
+            safety_message=s.safety_message,
+            prompt_error=prompt_error,
+        )
 
 
 @strawberry.input
@@ -166,6 +186,9 @@ class QuestionnaireInput:
     instrument: str
     answers: list[AnswerInput]
     prompt_id: strawberry.ID | None = None
+    instrument_version: str | None = strawberry.field(
+        default=None, description="The version the phone showed, scored against it; the current one by default."
+    )
 
     def to_domain(self) -> DomainQuestionnaireInput:
         return DomainQuestionnaireInput(
@@ -173,4 +196,5 @@ class QuestionnaireInput:
             instrument=self.instrument,
             answers=[(a.item, a.value) for a in self.answers],
             prompt_id=self.prompt_id,
+            instrument_version=self.instrument_version,
         )

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import ClassVar
 from uuid import UUID, uuid4
 
@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from api.container import build_broker
 from api.domain.alert.broker import QUEUE_SIZE, AlertNotice, LocalBroker, NoticeKind
-from api.domain.alert.pg_broker import PostgresBroker, connector, decode, encode
+from api.domain.alert.pg_broker import Connect, PostgresBroker, connector, decode, encode
 from tests.conftest import Database, make_settings
 
 # Generous: a notice normally arrives in milliseconds. Reaching it is a failure, never a wait.
@@ -254,7 +254,46 @@ async def test_a_publisher_whose_connection_was_just_terminated_still_delivers(
     assert messages(caplog, "alert.notify_failed") == []
 
 
-async def test_publish_never_raises_when_the_database_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+def gated(connect: Callable[[], Awaitable[asyncpg.Connection]], gate: asyncio.Event) -> Connect:
+    """Connections that cannot be opened until the test opens `gate`, as while the database is unreachable."""
+
+    async def connect_when_open() -> asyncpg.Connection:
+        await gate.wait()
+        return await connect()
+
+    return connect_when_open
+
+
+async def test_publish_returns_at_once_while_the_database_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    attempted, reachable = asyncio.Event(), asyncio.Event()
+
+    async def unreachable() -> asyncpg.Connection:
+        attempted.set()
+        await reachable.wait()  # never set: the connection attempt hangs, as on a dropped network
+        raise AssertionError("unreachable")
+
+    broker = PostgresBroker(unreachable, drain_timeout=0)
+    try:
+        lost = notice(CLINIC_A)
+        # The write that raised the alert must not wait for the database: the call is done while the connection
+        # attempt is still hanging.
+        async with asyncio.timeout(WAIT):
+            await broker.publish(lost)
+        assert not reachable.is_set()
+        assert broker.pending() == 1
+        async with asyncio.timeout(WAIT):
+            await attempted.wait()
+    finally:
+        await broker.close()
+    # Given up at shutdown (no time allowed to drain), and said so without any detail of the database.
+    assert broker.pending() == 0
+    [failed] = messages(caplog, "alert.notify_failed")
+    assert (extra(failed, "alert_id"), extra(failed, "error")) == (str(lost.alert_id), "Cancelled")
+
+
+async def test_a_notice_that_cannot_go_out_in_time_is_dropped_and_logged_without_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     attempted = asyncio.Event()
 
     async def unreachable() -> asyncpg.Connection:
@@ -274,6 +313,64 @@ async def test_publish_never_raises_when_the_database_is_unreachable(caplog: pyt
     assert [extra(r, "error") for r in messages(caplog, "alert.listener_unavailable")][:1] == ["OSError"]
     assert "db.internal" not in caplog.text
     assert "interlude_admin" not in caplog.text
+
+
+async def test_a_closing_broker_refuses_new_notices(caplog: pytest.LogCaptureFixture) -> None:
+    async def never() -> asyncpg.Connection:
+        raise AssertionError("nothing to send: no connection")
+
+    broker = PostgresBroker(never)
+    await broker.close()
+    late = notice(CLINIC_A)
+    await broker.publish(late)
+    assert broker.pending() == 0
+    [failed] = messages(caplog, "alert.notify_failed")
+    assert (extra(failed, "alert_id"), extra(failed, "error")) == (str(late.alert_id), "BrokerClosed")
+
+
+@ON_POSTGRES
+async def test_a_notice_published_while_the_database_is_unreachable_goes_out_once_it_is_back(
+    database: Database, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reachable = asyncio.Event()
+    publisher = PostgresBroker(gated(connector(database.url), reachable), channel=channel)
+    listener = PostgresBroker.from_url(database.url, channel=channel)
+    try:
+        async with listener.subscribe(CLINIC_A) as notices:
+            sent = notice(CLINIC_A)
+            async with asyncio.timeout(WAIT):
+                await publisher.publish(sent)
+            assert publisher.pending() == 1
+            reachable.set()
+            assert await received(notices) == sent
+    finally:
+        await publisher.close()
+        await listener.close()
+    assert messages(caplog, "alert.notify_failed") == []
+
+
+@ON_POSTGRES
+async def test_close_lets_pending_notices_go_out_first(
+    database: Database, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reachable = asyncio.Event()
+    publisher = PostgresBroker(gated(connector(database.url), reachable), channel=channel)
+    listener = PostgresBroker.from_url(database.url, channel=channel)
+    try:
+        async with listener.subscribe(CLINIC_A) as notices:
+            sent = notice(CLINIC_A)
+            await publisher.publish(sent)
+            reachable.set()
+            # Not a single NOTIFY has been sent yet (the connection is still to be opened): closing now sends it,
+            # as a jobs process that stops right after its escalation pass must.
+            async with asyncio.timeout(WAIT):
+                await publisher.close()
+            assert publisher.pending() == 0
+            assert await received(notices) == sent
+    finally:
+        await publisher.close()
+        await listener.close()
+    assert messages(caplog, "alert.notify_failed") == []
 
 
 async def test_a_closed_broker_refuses_new_subscriptions() -> None:

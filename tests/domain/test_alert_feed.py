@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from uuid import uuid4
 
@@ -9,7 +10,7 @@ import pytest
 
 from api.domain.actor import Actor, RequestMeta, Role
 from api.domain.alert import feed
-from api.domain.alert.broker import AlertNotice, LocalBroker
+from api.domain.alert.broker import AlertNotice, LocalBroker, NoticeKind
 from api.domain.alert.models import Alert
 from api.domain.audit.models import AuditEvent
 from api.domain.errors import Forbidden
@@ -87,3 +88,30 @@ async def test_staff_subscribe_to_their_own_clinic_only(factory: Factory) -> Non
     async with feed.subscribe(broker, staff.actor):
         assert (broker.subscribers(ours.id), broker.subscribers(theirs.id)) == (1, 0)
     assert broker.subscribers(ours.id) == 0
+
+
+async def test_admins_hear_only_escalations_of_their_own_clinic(factory: Factory) -> None:
+    ours, theirs = await factory.clinic(), await factory.clinic()
+    admin = await factory.staff(ours, Role.ADMIN)
+    broker = LocalBroker()
+    escalated = AlertNotice(uuid4(), ours.id, NoticeKind.ESCALATED)
+    async with feed.escalations(broker, admin.actor) as notices:
+        assert (broker.subscribers(ours.id), broker.subscribers(theirs.id)) == (1, 0)
+        await broker.publish(AlertNotice(uuid4(), ours.id, NoticeKind.RAISED))
+        await broker.publish(AlertNotice(uuid4(), theirs.id, NoticeKind.ESCALATED))
+        await broker.publish(escalated)
+        # The first notice heard is the third one sent: the raise and the other clinic's escalation never came.
+        async with asyncio.timeout(10):
+            assert await anext(notices) == escalated
+    assert broker.subscribers(ours.id) == 0
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.PATIENT])
+async def test_only_admins_may_follow_escalations(factory: Factory, role: Role) -> None:
+    clinic = await factory.clinic()
+    who = (await factory.staff(clinic)).actor if role is Role.CLINICIAN else (await factory.patient(clinic)).actor
+    broker = LocalBroker()
+    with pytest.raises(Forbidden):
+        async with feed.escalations(broker, who):
+            pass
+    assert broker.subscribers(clinic.id) == 0

@@ -1,5 +1,5 @@
 """Each alert rule fires at its threshold and not below; a clinic's override moves the threshold; a disabled rule
-stays silent; critical rules cannot be disabled; overrides are validated."""
+stays silent; critical rules can be neither disabled nor tuned; overrides are validated."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from api.domain.alert.models import Severity
+from api.domain.alert.models import ClinicAlertSettings, Severity
 from api.domain.alert.rules import RULES, Thresholds, rebound, validate_overrides
 from api.domain.errors import BadInput
 from api.domain.services import Services
@@ -55,15 +55,40 @@ async def test_a_red_flag_at_severity_zero_or_another_symptom_raises_nothing(
     assert await alerts_of(w.alice) == []
 
 
-async def test_a_clinic_can_raise_the_red_flag_severity(
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [
+        ({"red_flag_symptom": {"min_severity": 3}}, "red_flag_symptom.min_severity is fixed at 1"),
+        ({"red_flag_symptom": {"min_severity": 1}}, "red_flag_symptom.min_severity is fixed at 1"),
+        ({"phq9_item9": {"min_answer": 3}}, "phq9_item9.min_answer is fixed at 1"),
+        ({"phq9_item9": {"min_answer": 2, "enabled": True}}, "phq9_item9.min_answer is fixed at 1"),
+    ],
+)
+async def test_a_clinic_cannot_raise_a_critical_threshold(
+    services: Services, w: Ward, now: datetime, *, thresholds: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        await override(services, w.admin, now, **thresholds)
+    assert refused.value.field == "thresholds"
+    assert message in refused.value.message
+    assert "a critical safety rule's threshold cannot be changed" in refused.value.message
+    assert (await services.alerts.settings(w.admin.actor)).version == 0
+
+
+async def test_a_critical_threshold_stored_before_it_was_fixed_is_ignored(
     factory: Factory, services: Services, w: Ward, now: datetime
 ) -> None:
-    await override(services, w.admin, now, red_flag_symptom={"min_severity": 2})
-    await log(factory, w.alice, now - timedelta(hours=2), side_effects=effects(CHEST_PAIN=1))
-    assert await alerts_of(w.alice) == []
-    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=2))
-    [alert] = await alerts_of(w.alice)
-    assert alert.details == {"symptoms": ["CHEST_PAIN"], "min_severity": 2, "settings_version": 1}
+    stored = {"red_flag_symptom": {"min_severity": 3}, "phq9_item9": {"min_answer": 3}}
+    await ClinicAlertSettings.create(clinic_id=w.clinic.id, thresholds=stored, version=4, updated_at=now)
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=1))
+    [raised] = await respond(services, w.alice, "phq9", score=6, answers={"phq9_9": 1}, now=now)
+    assert sorted(a.rule_id for a in await alerts_of(w.alice)) == ["phq9_item9", "red_flag_symptom"]
+    assert raised.details["min_answer"] == 1
+    settings = await services.alerts.settings(w.admin.actor)
+    assert {s.rule.id: dict(s.params) for s in settings.rules if not s.rule.may_tune} == {
+        "red_flag_symptom": {"min_severity": 1},
+        "phq9_item9": {"min_answer": 1},
+    }
 
 
 # --- severe_vomiting (HIGH) ----------------------------------------------------------------------------------
@@ -152,12 +177,10 @@ async def test_phq9_item_nine_answered_several_days_raises_a_critical_alert(
     assert raised.triggers[0]["type"] == "QuestionnaireResponse"
 
 
-async def test_a_clinic_may_tune_item_nine_but_not_switch_it_off(services: Services, w: Ward, now: datetime) -> None:
-    await override(services, w.admin, now, phq9_item9={"min_answer": 2})
-    assert await respond(services, w.alice, "phq9", score=6, answers={"phq9_9": 1}, now=now) == []
-    assert len(await respond(services, w.alice, "phq9", score=7, answers={"phq9_9": 2}, now=now)) == 1
+async def test_a_clinic_cannot_switch_item_nine_off(services: Services, w: Ward, now: datetime) -> None:
     with pytest.raises(BadInput, match="critical safety rule cannot be disabled"):
         await override(services, w.admin, now, phq9_item9={"enabled": False})
+    assert len(await respond(services, w.alice, "phq9", score=6, answers={"phq9_9": 1}, now=now)) == 1
 
 
 @pytest.mark.parametrize(
@@ -225,17 +248,14 @@ DEFAULTS = Thresholds().of("loss_of_response")
     ],
 )
 def test_rebound_compares_the_last_three_days_with_the_lowest_day(values: list[float], fires: bool, why: str) -> None:
-    series = days_from(D0, values)
-    found = rebound(series, DEFAULTS, max(series))
+    found = rebound(days_from(D0, values), DEFAULTS)
     assert (found is not None) is fires, why
 
 
-def test_rebound_needs_consecutive_days_ending_on_the_entry_day() -> None:
+def test_rebound_needs_consecutive_days_ending_on_the_newest_day() -> None:
     gap = {D0: 5.0, D0 + timedelta(days=1): 7.0, D0 + timedelta(days=2): 7.0, D0 + timedelta(days=4): 7.0}
-    assert rebound(gap, DEFAULTS, D0 + timedelta(days=4)) is None
-    series = days_from(D0, [5, 7, 7, 7])
-    assert rebound(series, DEFAULTS, D0 + timedelta(days=2)) is None  # a backfilled day is not the latest
-    found = rebound(series, DEFAULTS, D0 + timedelta(days=3))
+    assert rebound(gap, DEFAULTS) is None
+    found = rebound(days_from(D0, [5, 7, 7, 7]), DEFAULTS)
     assert found == {
         "nadir": 5,
         "days": [{"date": f"2026-11-1{d}", "pain_average": 7} for d in (1, 2, 3)],
@@ -247,9 +267,9 @@ def test_rebound_needs_consecutive_days_ending_on_the_entry_day() -> None:
 def test_rebound_follows_the_clinic_parameters() -> None:
     overrides: dict[str, dict[str, Any]] = {"loss_of_response": {"days": 2, "points": 3, "percent": 100}}
     setting = Thresholds(overrides).of("loss_of_response")
-    assert rebound(days_from(D0, [5, 7.9, 7.9]), setting, D0 + timedelta(days=2)) is None  # < 8 and < 10
-    assert rebound(days_from(D0, [5, 4, 8, 8]), setting, D0 + timedelta(days=3)) is not None  # nadir 4: 8 ≥ 4 × 2
-    assert rebound(days_from(D0, [5, 8, 8]), setting, D0 + timedelta(days=2)) is not None  # 8 ≥ 5 + 3
+    assert rebound(days_from(D0, [5, 7.9, 7.9]), setting) is None  # < 8 and < 10
+    assert rebound(days_from(D0, [5, 4, 8, 8]), setting) is not None  # nadir 4: 8 ≥ 4 × 2
+    assert rebound(days_from(D0, [5, 8, 8]), setting) is not None  # 8 ≥ 5 + 3
 
 
 async def test_loss_of_response_from_the_diary_after_a_session(
@@ -277,6 +297,36 @@ async def test_loss_of_response_from_the_diary_after_a_session(
     assert alert.details["nadir"] == 5
     assert [d["date"] for d in alert.details["days"]] == ["2026-11-18", "2026-11-19", "2026-11-20"]
     assert alert.details["session_ended_at"] == "2026-11-16T20:00:00+00:00"
+
+
+async def test_loss_of_response_from_a_diary_synced_out_of_order(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    """An offline phone sends the low day last: the pattern is complete when it arrives, though its day is not
+    the newest."""
+    ended = datetime(2026, 11, 16, 15, 0, tzinfo=EST)
+    session = await completed_session(services, w.clinician, w.alice, ended_at=ended, now=now)
+    for day in (18, 19, 20):
+        await log(factory, w.alice, datetime(2026, 11, day, 12, 0, tzinfo=EST), pain_average=7)
+    assert await alerts_of(w.alice) == []  # three days, none of them a low to rebound from
+    low = await log(factory, w.alice, datetime(2026, 11, 17, 12, 0, tzinfo=EST), pain_average=5)
+    [alert] = await alerts_of(w.alice)
+    assert (alert.rule_id, alert.episode, alert.details["nadir"]) == ("loss_of_response", f"session:{session.id}", 5)
+    assert [d["date"] for d in alert.details["days"]] == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert alert.triggers[0]["id"] == str(low.id)
+
+
+async def test_a_late_entry_from_before_the_latest_session_judges_no_pain_rebound(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    """Pain after an earlier infusion, synced late, is not set against the days after the latest one: the low of
+    the 11th and the highs after the 16th belong to different sessions."""
+    await completed_session(services, w.clinician, w.alice, ended_at=datetime(2026, 11, 10, 15, 0, tzinfo=EST), now=now)
+    await completed_session(services, w.clinician, w.alice, ended_at=datetime(2026, 11, 16, 15, 0, tzinfo=EST), now=now)
+    for day in (17, 18, 19):
+        await log(factory, w.alice, datetime(2026, 11, day, 12, 0, tzinfo=EST), pain_average=7)
+    await log(factory, w.alice, datetime(2026, 11, 11, 12, 0, tzinfo=EST), pain_average=2)
+    assert await alerts_of(w.alice) == []
 
 
 async def test_loss_of_response_disabled_by_the_clinic_stays_silent(
@@ -307,6 +357,8 @@ async def test_loss_of_response_disabled_by_the_clinic_stays_silent(
         ({"severe_vomiting": {"min_severity": True}}, "must be a whole number"),
         ({"severe_vomiting": {"enabled": "no"}}, "severe_vomiting.enabled must be true or false"),
         ({"red_flag_symptom": {"enabled": False}}, "critical safety rule cannot be disabled"),
+        ({"red_flag_symptom": {"min_severity": 2}}, "red_flag_symptom.min_severity is fixed at 1"),
+        ({"phq9_item9": {"min_answer": 1}}, "phq9_item9.min_answer is fixed at 1"),
         ({"missed_diary": {"days": 61}}, "missed_diary.days must be a whole number from 1 to 60"),
     ],
 )
@@ -343,3 +395,5 @@ def test_every_rule_has_a_version_a_severity_and_defaults_inside_their_own_range
         assert rule.version >= 1
         assert all(p.low <= p.default <= p.high for p in rule.params.values()), rule.id
     assert {r.id for r in RULES.values() if not r.may_disable} == {"phq9_item9", "red_flag_symptom"}
+    assert {r.id for r in RULES.values() if not r.may_tune} == {"phq9_item9", "red_flag_symptom"}
+    assert {r.id for r in RULES.values() if r.once_per_episode} == {"persistent_dissociation", "loss_of_response"}

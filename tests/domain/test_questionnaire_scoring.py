@@ -1,5 +1,5 @@
 """Instrument definitions and scoring: worked examples from the published rules, answer checks, loader refusals,
-and a clinic-licensed instrument added as a file."""
+a clinic-licensed instrument added as a file and offered to that clinic only, and the PHQ-9's safety flag."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
 from api.container import build_services
+from api.domain.actor import Actor, Role
 from api.domain.errors import BadInput
 from api.domain.questionnaire import instruments
 from api.domain.questionnaire.instruments import DefinitionError, Registry, get_instrument, load_file, parse
@@ -18,6 +20,9 @@ from api.domain.questionnaire.scoring import check_answers, score
 from tests.conftest import make_settings
 
 REGISTRY = Registry.load()
+# The clinic holding the BPI licence below, and one that does not.
+LICENSEE = UUID("6f1c2d3e-4a5b-4c6d-8e7f-901234567890")
+OTHER = UUID("0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d")
 
 
 def scored(instrument_id: str, codes: list[int], **extra: int) -> tuple[int | None, str | None, dict[str, Any]]:
@@ -163,7 +168,7 @@ def test_loinc_codes_are_the_verified_ones() -> None:
 
 
 def test_every_built_in_instrument_is_free_to_use_and_has_a_licence_note() -> None:
-    current = REGISTRY.current()
+    current = REGISTRY.current(OTHER)
     assert [i.id for i in current] == [
         "daily_diary", "gad7", "pgic", "phq2", "phq9", "post_infusion", "pre_session"
     ]  # fmt: skip
@@ -213,7 +218,7 @@ BPI: dict[str, Any] = {
     "id": "bpi_sf",
     "version": "1",
     "title": "Brief Pain Inventory (short form), interference",
-    "licence": {"free": False, "note": "Used under the clinic's licence from MD Anderson."},
+    "licence": {"free": False, "note": "Used under the clinic's licence from MD Anderson.", "clinics": [str(LICENSEE)]},
     "recall_period": "the last 24 hours",
     "recall_days": 1,
     "loinc_panel": None,
@@ -299,6 +304,12 @@ def mutated(change: Any) -> dict[str, Any]:
         (lambda d: d.update(version="v2"), "version", "must be dotted numbers"),
         (lambda d: d.update(answered_by="phone"), "answered_by", "must be one of 'questionnaire', 'diary'"),
         (lambda d: d["licence"].pop("note"), "licence.note", "is required"),
+        (lambda d: d["licence"].pop("clinics"), "licence.clinics", "names the clinics that hold it"),
+        (lambda d: d["licence"].update(clinics=[]), "licence.clinics", "at least one clinic"),
+        (lambda d: d["licence"].update(clinics=str(LICENSEE)), "licence.clinics", "must be a list"),
+        (lambda d: d["licence"].update(clinics=[str(LICENSEE), "clinic-7"]), "licence.clinics[1]", "a UUID"),
+        (lambda d: d["licence"].update(free=True), "licence.clinics", "a free instrument is every clinic's"),
+        (lambda d: d["licence"].update(free="no"), "licence.free", "must be true or false"),
         (lambda d: d.update(loinc_total="77565-1"), "loinc_total", "'77565-1' is not a LOINC code"),
         (lambda d: d["items"][2].update(loinc="44249"), "items[2].loinc", "'44249' is not a LOINC code"),
         (lambda d: d["items"][3].update(options="zero_to_five"), "items[3].options", "names no option set"),
@@ -369,7 +380,8 @@ def test_the_settings_instruments_dir_reaches_the_service_and_get_instrument(tmp
     before = instruments.installed()
     try:
         services = build_services(make_settings().model_copy(update={"instruments_dir": tmp_path}))
-        assert services.questionnaires.instrument("bpi_sf").licence_free is False
+        clinician = Actor(account_id=uuid4(), role=Role.CLINICIAN, clinic_id=LICENSEE)
+        assert services.questionnaires.instrument(clinician, "bpi_sf").licence_free is False
         assert get_instrument("bpi_sf").loinc_total == "77565-0"
     finally:
         instruments.install(before)
@@ -384,3 +396,94 @@ def test_a_malformed_file_in_the_settings_dir_stops_start_up_naming_it(tmp_path:
     finally:
         instruments.install(before)
     assert instruments.installed() is before
+
+
+def test_a_licensed_instrument_is_offered_only_to_the_clinics_that_hold_the_licence(tmp_path: Path) -> None:
+    write(tmp_path, "bpi.json", BPI)
+    registry = Registry.load(tmp_path)
+    assert registry.get("bpi_sf").clinics == {LICENSEE}
+    assert "bpi_sf" in [i.id for i in registry.current(LICENSEE)]
+    assert [i.id for i in registry.current(OTHER)] == [i.id for i in REGISTRY.current(OTHER)]
+    assert registry.for_clinic(LICENSEE, "bpi_sf", "1").version == "1"
+    # Refused as if it did not exist, at any version: another clinic learns nothing of it.
+    for version in (None, "1"):
+        with pytest.raises(BadInput) as refused:
+            registry.for_clinic(OTHER, "bpi_sf", version)
+        assert (refused.value.field, refused.value.message) == ("instrument", "there is no instrument 'bpi_sf'")
+    # Free instruments are every clinic's.
+    assert registry.for_clinic(OTHER, "phq9").id == "phq9"
+    # Stored responses stay readable whoever holds the licence (the FHIR export reads the definition by version).
+    assert registry.get("bpi_sf", "1").title == BPI["title"]
+
+
+def test_a_licensed_later_version_is_current_only_for_its_licensees(tmp_path: Path) -> None:
+    # A clinic licenses a revised GAD-7 of its own; every other clinic keeps the free version 1.
+    gad7 = json.loads((instruments.BUILT_IN_DIR / "gad7-1.json").read_text(encoding="utf-8"))
+    write(tmp_path, "gad7-2.json", {**gad7, "version": "2", "licence": BPI["licence"]})
+    registry = Registry.load(tmp_path)
+    assert registry.for_clinic(LICENSEE, "gad7").version == "2"
+    assert registry.for_clinic(OTHER, "gad7").version == "1"
+    assert {i.id: i.version for i in registry.current(OTHER)}["gad7"] == "1"
+    assert {i.id: i.version for i in registry.current(LICENSEE)}["gad7"] == "2"
+    with pytest.raises(BadInput) as refused:
+        registry.for_clinic(OTHER, "gad7", "2", version_field="instrument_version")
+    assert (refused.value.field, refused.value.message) == ("instrument_version", "gad7 has no version '2'")
+
+
+PHQ9_V1: dict[str, Any] = json.loads((instruments.BUILT_IN_DIR / "phq9-1.json").read_text(encoding="utf-8"))
+
+
+def phq9_v2(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy({**PHQ9_V1, "version": "2"})
+    change(definition)
+    return definition
+
+
+def _rename_item9(d: dict[str, Any]) -> None:
+    d["items"][8]["id"] = "phq9_i9"
+    d["flags"][0]["item"] = "phq9_i9"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.pop("flags"),
+        lambda d: d.update(flags=[]),
+        lambda d: d["flags"][0].update(flag="suicidality"),
+        lambda d: d["flags"][0].update(min=2),
+        lambda d: d["flags"][0].update(item="phq9_8"),
+        _rename_item9,
+    ],
+    ids=["no-flags", "empty-flags", "renamed-flag", "min-2", "other-item", "renamed-item"],
+)
+def test_a_phq9_definition_without_the_self_harm_flag_on_item_9_at_1_is_refused(tmp_path: Path, change: Any) -> None:
+    # A clinic's own PHQ-9 version: the crisis message and the item-9 alert hang on this flag and this item.
+    path = write(tmp_path, "phq9-2.json", phq9_v2(change))
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value) == f"{path}: flags: a phq9 definition raises 'self_harm' from item 'phq9_9' at min 1"
+
+
+def test_a_phq9_version_that_keeps_the_self_harm_flag_loads(tmp_path: Path) -> None:
+    write(tmp_path, "phq9-2.json", phq9_v2(lambda d: d.update(title="PHQ-9, clinic wording")))
+    assert Registry.load(tmp_path).get("phq9").version == "2"
+    # The flag is checked on phq9 only: another instrument may flag what it likes, or nothing.
+    write(tmp_path, "bpi.json", {**BPI, "flags": [{"item": "bpi_mood", "min": 9, "flag": "self_harm"}]})
+    assert Registry.load(tmp_path).get("bpi_sf").flags[0].item == "bpi_mood"
+
+
+RED_FLAGS = {
+    "chest_pain": "side_effects.CHEST_PAIN",
+    "breathing_difficulty": "side_effects.BREATHING_DIFFICULTY",
+    "loss_of_consciousness": "side_effects.LOSS_OF_CONSCIOUSNESS",
+}
+
+
+@pytest.mark.parametrize("instrument_id", ["post_infusion", "pre_session"])
+def test_the_check_ins_ask_the_red_flag_symptoms_as_diary_side_effects(instrument_id: str) -> None:
+    # The critical red-flag rule reads these three side-effect codes: a check-in that never asks them cannot raise it.
+    items = {i.id: i for i in get_instrument(instrument_id).items}
+    assert {item_id: items[item_id].field for item_id in RED_FLAGS if item_id in items} == RED_FLAGS
+    for item_id in RED_FLAGS:
+        assert [o.code for o in items[item_id].options] == [0, 1, 2, 3]
+        assert (items[item_id].required, items[item_id].scored) == (False, False)

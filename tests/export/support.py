@@ -1,4 +1,5 @@
-"""Validators that are not ours (HL7's R4 JSON schema, the fhir.resources R4B models) and a rich patient record."""
+"""Validators that are not ours (HL7's R4 JSON schema, SMART fhirclient's R4 models, the fhir.resources R4B models)
+and a rich patient record."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhirclient.models.fhirelementfactory import FHIRElementFactory
 from jsonschema import Draft6Validator
 
 from api.domain.account.models import Clinic
@@ -49,10 +51,20 @@ def schema_errors(resource: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(resource)]
 
 
+def validate_r4_model(resource: dict[str, Any]) -> None:
+    """Parses as fhirclient's R4 (4.0.1) model of its type, which refuses unknown keys, wrong types and missing
+    required elements, down into the resources a Bundle holds; raises FHIRValidationError otherwise."""
+    model = FHIRElementFactory.instantiate(resource["resourceType"], resource)
+    # A type R4 does not have comes back as a bare Element (which then refuses every key but `id`).
+    assert type(model).__name__ == resource["resourceType"], resource["resourceType"]
+
+
 def validate(resource: dict[str, Any]) -> None:
-    """Valid by both the R4 JSON schema and the fhir.resources R4B model of its type; raises otherwise."""
+    """Valid by the R4 JSON schema, the fhirclient R4 model and the fhir.resources R4B model of its type; raises
+    otherwise."""
     errors = schema_errors(resource)
     assert not errors, (resource["resourceType"], errors)
+    validate_r4_model(resource)
     get_fhir_model_class(resource["resourceType"]).model_validate(resource)
 
 

@@ -1,5 +1,6 @@
-"""`$everything` in the domain: every resource of a rich record valid by HL7's R4 JSON schema and by fhir.resources
-(R4B models), and the mapping of each measure checked against values worked out by hand."""
+"""`$everything` in the domain: every resource of a rich record valid by HL7's R4 JSON schema, by SMART fhirclient's
+R4 models and by fhir.resources (R4B models), and the mapping of each measure checked against values worked out by
+hand."""
 
 from __future__ import annotations
 
@@ -12,13 +13,24 @@ from uuid import UUID, uuid5
 import pytest
 import pytest_asyncio
 from fhir.resources.R4B import get_fhir_model_class
+from fhirclient.models.fhirabstractbase import FHIRValidationError
 
 from api.domain.actor import Actor
 from api.domain.audit.models import AuditEvent, AuditSubject
+from api.domain.diary.validation import SideEffectReport
+from api.domain.diary.vocabulary import SideEffect
 from api.domain.errors import NotFound
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.services import Services
-from tests.export.support import SCHEMA_FILE, SCORES, Record, rich_record, schema_errors, validate
+from tests.export.support import (
+    SCHEMA_FILE,
+    SCORES,
+    Record,
+    rich_record,
+    schema_errors,
+    validate,
+    validate_r4_model,
+)
 from tests.factories import Factory
 
 BASE = "http://interlude.test/fhir"
@@ -93,6 +105,21 @@ async def test_the_schema_refuses_what_the_model_library_lets_through() -> None:
     ]
 
 
+def test_the_r4_models_refuse_what_r4b_has_and_r4_does_not() -> None:
+    # SubscriptionStatus is new in R4B: the R4B models take it, the R4 ones must not.
+    r4b_only = {"resourceType": "SubscriptionStatus", "type": "heartbeat", "subscription": {"reference": "S/1"}}
+    get_fhir_model_class("SubscriptionStatus").model_validate(r4b_only)
+    with pytest.raises(FHIRValidationError):
+        validate_r4_model(r4b_only)
+    observation = {"resourceType": "Observation", "id": "x", "status": "final", "code": {"text": "pain"}}
+    validate_r4_model(observation)
+    # Inside a Bundle too: an unknown key and a wrong type in an entry's resource.
+    for bad in ({**observation, "email": "a@b.test"}, {**observation, "valueInteger": "3"}):
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bad}]}
+        with pytest.raises(FHIRValidationError):
+            validate_r4_model(bundle)
+
+
 async def test_the_patient_carries_the_display_name_and_no_email(bundle: dict[str, Any], record: Record) -> None:
     patient = by_id(bundle)[str(record.alice.patient.id)]
     assert patient == {
@@ -152,6 +179,19 @@ async def test_side_effects_use_snomed_where_known_and_carry_their_severity(
     hallucinations = observation(bundle, record.full.id, "side-effect-HALLUCINATIONS")
     assert [c["code"] for c in hallucinations["code"]["coding"]] == ["HALLUCINATIONS"]
     assert hallucinations["component"][0]["valueInteger"] == 2
+
+
+async def test_a_side_effect_at_severity_0_is_not_present_and_not_exported(
+    services: Services, factory: Factory, record: Record, now: datetime
+) -> None:
+    reported = [SideEffectReport(SideEffect.NAUSEA, 0), SideEffectReport(SideEffect.HEADACHE, 2)]
+    entry = await factory.entry(record.alice, pain_now=3, side_effects=reported)
+    bundle = await everything(services, record.clinician.actor, record, now)
+    kinds = {str(uuid5(entry.id, kind)): kind for kind in ("pain-now", "side-effect-NAUSEA", "side-effect-HEADACHE")}
+    exported = [kinds[r["id"]] for r in by_id(bundle).values() if r["id"] in kinds]
+    assert sorted(exported) == ["pain-now", "side-effect-HEADACHE"]
+    # The rich record's 25 resources and this entry's two.
+    assert bundle["total"] == 27
 
 
 async def test_a_deleted_entry_is_entered_in_error_and_an_edited_one_amended(

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -14,12 +15,17 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from api.app import create_app
 from api.domain.actor import Actor
 from api.domain.audit.models import AuditEvent, AuditSubject
+from api.domain.export.service import ExportService
 from api.domain.patient.models import Patient, PatientStatus
 from api.domain.services import Services
+from api.settings import Settings
+from tests.conftest import Database
 from tests.export.support import Record, rich_record, validate
 from tests.factories import Factory, PatientUser
+from tests.graphql import GraphQLClient
 
 CSV_HEADER = [
     "entry_id",
@@ -145,6 +151,36 @@ async def test_everything_for_the_patient_and_the_clinics_staff(
     assert event.request_id == response.headers["x-request-id"]
 
 
+async def everything_links(client: httpx.AsyncClient, auth: Auth, record: Record) -> set[str]:
+    response = await client.get(everything_url(record), headers={**auth(record.clinician.actor), "Host": "evil.test"})
+    bundle = response.json()
+    assert response.status_code == 200, bundle
+    return {link["url"] for link in bundle["link"]} | {e["fullUrl"] for e in bundle["entry"]}
+
+
+async def test_without_a_public_base_url_links_follow_the_request_as_in_development(
+    http: httpx.AsyncClient, auth: Auth, record: Record
+) -> None:
+    links = await everything_links(http, auth, record)
+    assert len(links) == 26
+    assert {link.partition("/fhir/")[0] for link in links} == {"http://evil.test"}
+
+
+async def test_with_a_public_base_url_links_ignore_the_host_header(
+    db: Database, settings: Settings, auth: Auth, record: Record, now: datetime
+) -> None:
+    configured = settings.model_copy(update={"public_base_url": "https://api.clinic.example/"})
+    app = create_app(configured, manage_orm=False, clock=lambda: now)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://interlude.test") as client:
+        links = await everything_links(client, auth, record)
+    patient_id = record.alice.patient.id
+    assert f"https://api.clinic.example/fhir/Patient/{patient_id}/$everything" in links
+    assert f"https://api.clinic.example/fhir/Patient/{patient_id}" in links
+    assert len(links) == 26
+    assert {link.partition("/fhir/")[0] for link in links} == {"https://api.clinic.example"}
+
+
 # --- clinic NDJSON ------------------------------------------------------------------------------------------
 
 
@@ -190,15 +226,82 @@ async def test_bulk_export_streams_the_clinics_records_one_valid_resource_per_li
     assert len({(r["resourceType"], r["id"]) for r in resources}) == len(resources)
 
 
-async def test_bulk_export_writes_one_event_with_no_patient_list(
-    http: httpx.AsyncClient, auth: Auth, record: Record
+AUDIT_OF = """
+query Trail($patientId: ID!) {
+  auditEvents(patientId: $patientId, first: 50) { edges { node { id action patientId } } }
+}
+"""
+
+
+async def trail(gql: GraphQLClient, admin: Actor, patient: PatientUser) -> list[tuple[str, str, str | None]]:
+    result = await gql(AUDIT_OF, {"patientId": str(patient.patient.id)}, actor=admin)
+    return [(e["node"]["id"], e["node"]["action"], e["node"]["patientId"]) for e in result.ok()["auditEvents"]["edges"]]
+
+
+@dataclass
+class ClinicWide:
+    admin: Actor
+    patients: dict[str, PatientUser]
+
+
+@pytest_asyncio.fixture
+async def clinic_wide(factory: Factory, record: Record, now: datetime) -> ClinicWide:
+    """Alice's clinic with Bob beside her, and three patients a clinic-wide export of it must not cover."""
+    bob = await factory.patient(record.clinic, name="Bob Example")
+    await factory.entry(bob, pain_now=2)
+    erased = await factory.patient(record.clinic, name="Eve Erased")
+    await factory.entry(erased, pain_now=3)
+    await Patient.filter(id=erased.patient.id).update(status=PatientStatus.ERASED)
+    # Registered after the export's `now`: not in the stream, so not in its event.
+    later = await factory.patient(record.clinic, name="Frank Later", joined=now + timedelta(minutes=1))
+    await factory.entry(later, pain_now=4, recorded_at=now + timedelta(minutes=2))
+    elsewhere = await factory.patient(await factory.clinic(), name="Carol Elsewhere")
+    await factory.entry(elsewhere, pain_now=6)
+    patients = {"alice": record.alice, "bob": bob, "erased": erased, "later": later, "elsewhere": elsewhere}
+    return ClinicWide(record.admin.actor, patients)
+
+
+CLINIC_WIDE = {"/export/clinic.ndjson": "export.bulk", "/export/diary.csv": "export.csv"}
+
+
+@pytest.mark.parametrize("url", CLINIC_WIDE)
+async def test_a_clinic_wide_export_shows_in_the_trail_of_every_patient_it_covers(
+    http: httpx.AsyncClient, auth: Auth, gql: GraphQLClient, clinic_wide: ClinicWide, url: str
 ) -> None:
-    response = await http.get("/export/clinic.ndjson", headers=auth(record.admin.actor))
-    assert response.status_code == 200
-    event = await AuditEvent.get(action="export.bulk")
-    assert (event.actor_id, event.actor_role, event.clinic_id) == (record.admin.account.id, "ADMIN", record.clinic.id)
+    action = CLINIC_WIDE[url]
+    admin, patients = clinic_wide.admin, clinic_wide.patients
+    alice, bob = patients["alice"], patients["bob"]
+    response = await http.get(url, headers=auth(admin))
+    if action == "export.csv":
+        exported = {r["patient_id"] for r in parse_csv(response)}
+    else:
+        exported = {r["id"] for r in await ndjson(response) if r["resourceType"] == "Patient"}
+    covered = {str(alice.patient.id), str(bob.patient.id)}
+    assert exported == covered
+    event = await AuditEvent.get(action=action)
+    assert (event.actor_id, event.actor_role, event.clinic_id) == (admin.account_id, "ADMIN", admin.clinic_id)
+    # Many patients: none of them is "the" patient of the event, each is a subject.
     assert (event.patient_id, event.object_id) == (None, None)
-    assert await AuditSubject.filter(event_id=event.id).count() == 0
+    subjects = await AuditSubject.filter(event_id=event.id).values_list("patient_id", flat=True)
+    assert sorted(str(s) for s in subjects) == sorted(covered)
+    for who in ("alice", "bob"):
+        assert (str(event.id), action, None) in await trail(gql, admin, patients[who]), who
+    for who in ("erased", "later"):
+        assert action not in {a for _, a, _ in await trail(gql, admin, patients[who])}, who
+
+
+async def test_the_bulk_event_lists_every_patient_before_the_first_line_is_read(
+    clinic_wide: ClinicWide, now: datetime
+) -> None:
+    """Subjects go in with the event, before streaming: a client that drops the connection after one line (or
+    none) still leaves a complete trail. One patient per batch, so the subjects are written in several inserts."""
+    lines = await ExportService(batch_size=1).clinic_ndjson(clinic_wide.admin, now=now)
+    event = await AuditEvent.get(action="export.bulk")
+    subjects = await AuditSubject.filter(event_id=event.id).values_list("patient_id", flat=True)
+    assert set(subjects) == {clinic_wide.patients["alice"].patient.id, clinic_wide.patients["bob"].patient.id}
+    assert len(subjects) == 2
+    first = await anext(aiter(lines))
+    assert json.loads(first)["resourceType"] == "Patient"
 
 
 async def test_an_admin_of_another_clinic_exports_only_their_own(
@@ -310,7 +413,6 @@ async def test_the_clinic_wide_csv_lists_every_patient_of_the_clinic_only(
     ]
     event = await AuditEvent.get(action="export.csv")
     assert event.patient_id is None
-    assert await AuditSubject.filter(event_id=event.id).count() == 0
 
 
 @pytest.mark.parametrize(

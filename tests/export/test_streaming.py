@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tracemalloc
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -63,3 +65,39 @@ async def test_csv_keyset_batches_lose_and_repeat_nothing_where_instants_tie(
     assert [r[0] for r in rows] == [str(row[0]) for row in stored]
     # reachable_patient and the 3 batches (the name of the one patient is known already: no lookup).
     assert counter.statements.count("SELECT") == 4
+
+
+async def peak_bytes_while_consuming(lines: AsyncIterator[str]) -> tuple[int, int]:
+    """Lines read and the most memory Python held at once while reading them (lines are dropped, as a socket
+    would): what the stream itself keeps alive."""
+    tracemalloc.start()
+    try:
+        count = 0
+        async for _ in lines:
+            count += 1
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_memory_stays_flat_from_1000_to_10000_entries(factory: Factory, now: datetime) -> None:
+    admins = {}
+    for size in (1_000, 10_000):
+        clinic = await factory.clinic()
+        admins[size] = await factory.staff(clinic, Role.ADMIN)
+        entries = bulk_entries(await factory.patient(clinic), size, now)
+        for entry in entries:
+            # One Observation per entry: tracing every allocation makes each line about ten times dearer.
+            entry.sleep_hours = None
+        await DiaryEntry.bulk_create(entries, batch_size=1000)
+    service = ExportService(batch_size=1000)
+    # One untraced run first: imports, caches and prepared statements are not the export's memory.
+    async for _ in await service.clinic_ndjson(admins[1_000].actor, now=now):
+        pass
+    small = await peak_bytes_while_consuming(await service.clinic_ndjson(admins[1_000].actor, now=now))
+    large = await peak_bytes_while_consuming(await service.clinic_ndjson(admins[10_000].actor, now=now))
+    # The Patient and one Observation per entry.
+    assert (small[0], large[0]) == (1 + 1_000, 1 + 10_000)
+    # One batch of 1,000 rows either way: flat. Reading every row at once would be about ten times the small peak,
+    # and holding the last batch while the next is read (as this export once did) about twice.
+    assert large[1] < 1.5 * small[1], (small[1], large[1])

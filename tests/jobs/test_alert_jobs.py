@@ -10,8 +10,10 @@ import pytest
 import pytest_asyncio
 
 from api.container import build_alerts, build_job_config
+from api.domain.account.models import Account
+from api.domain.actor import Role
 from api.domain.alert.broker import LocalBroker, NoticeKind
-from api.domain.alert.models import Alert, AlertStatus, Severity
+from api.domain.alert.models import Alert, AlertEvent, AlertStatus, Severity
 from api.domain.alert.settings import SettingsChange
 from api.domain.services import Services
 from api.domain.treatment.models import CourseStatus, TreatmentCourse
@@ -140,6 +142,31 @@ async def test_the_clinic_sets_the_days_or_disables_the_rule_for_itself_only(
     assert await alerts_of(w.alice) == []
 
 
+async def test_disabling_the_rule_resolves_the_open_nudges(
+    factory: Factory, services: Services, config: JobConfig, w: Ward, now: datetime
+) -> None:
+    other = await ward(factory)
+    await on_course(services, w.clinician, w.alice, since=now - timedelta(days=10))
+    await on_course(services, other.clinician, other.alice, since=now - timedelta(days=10))
+    await passes.alert_time_rules(config, now)
+    [alert] = await alerts_of(w.alice)
+    [others] = await alerts_of(other.alice)
+    await override(services, w.admin, now, missed_diary={"enabled": False})
+    later = now + timedelta(hours=1)
+    assert await passes.alert_time_rules(config, later) == {"clinics": 2, "raised": 0, "resolved": 1}
+    resolved = await Alert.get(id=alert.id)
+    assert (resolved.status, resolved.open_key, resolved.resolved_at) == (AlertStatus.RESOLVED, None, later)
+    event = await AlertEvent.get(alert_id=alert.id, action="resolved")
+    assert (event.note, event.actor_id) == ("rule disabled by the clinic", None)
+    assert (await Alert.get(id=others.id)).status is AlertStatus.OPEN  # another clinic keeps its nudge
+    # Nothing left to watch in that clinic once the nudge is gone; the other clinic is still checked.
+    assert await passes.alert_time_rules(config, later + timedelta(hours=1)) == {
+        "clinics": 2,
+        "raised": 0,
+        "resolved": 0,
+    }
+
+
 # --- escalation ---------------------------------------------------------------------------------------------
 
 
@@ -165,6 +192,7 @@ async def test_an_unacknowledged_critical_alert_escalates_after_the_delay_once(
     assert [(n.alert_id, n.kind) for n in received] == [(alert.id, NoticeKind.ESCALATED)]
     escalated = await Alert.get(id=alert.id)
     assert (escalated.escalated_at, escalated.status) == (at, AlertStatus.OPEN)
+    assert escalated.details["escalated_to"] == [str(w.admin.account.id)]
     assert await actions(alert.id) == ["raised", "escalated"]
     [record] = [r for r in caplog.records if r.getMessage() == "alert.escalated"]
     assert (record.alert_id, record.clinic_id) == (str(alert.id), str(w.clinic.id))  # type: ignore[attr-defined]
@@ -192,7 +220,7 @@ async def test_each_clinic_escalates_after_its_own_delay(
     factory: Factory, services: Services, config: JobConfig, w: Ward, now: datetime
 ) -> None:
     other = await ward(factory)
-    await services.alerts.update_settings(w.admin.actor, SettingsChange(escalation_minutes=5), now=now)
+    await services.alerts.update_settings(w.admin.actor, SettingsChange(0, escalation_minutes=5), now=now)
     await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=1))
     await log(factory, other.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=1))
     assert await passes.escalate_alerts(config, now + timedelta(minutes=4)) == {"escalated": 0}
@@ -208,3 +236,45 @@ async def test_tick_runs_both_alert_passes(factory: Factory, config: JobConfig, 
     report = await passes.tick(config, now + timedelta(hours=1))
     assert report["alert.escalate"] == {"escalated": 1}
     assert report["alert.time_rules"] == {"clinics": 0, "raised": 0, "resolved": 0}
+
+
+async def test_escalation_names_the_clinics_active_admins(
+    factory: Factory, config: JobConfig, w: Ward, now: datetime
+) -> None:
+    second = await factory.staff(w.clinic, Role.ADMIN)
+    former = await factory.staff(w.clinic, Role.ADMIN)
+    await Account.filter(id=former.account.id).update(is_active=False)
+    await factory.staff(await factory.clinic(), Role.ADMIN)  # another clinic's admin
+    await log(factory, w.alice, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=1))
+    [alert] = await alerts_of(w.alice)
+    await passes.escalate_alerts(config, now + timedelta(minutes=15))
+    admins = sorted([str(w.admin.account.id), str(second.account.id)])
+    escalated = await Alert.get(id=alert.id)
+    assert escalated.details == {
+        "symptoms": ["CHEST_PAIN"],
+        "min_severity": 1,
+        "settings_version": 0,
+        "escalated_to": admins,
+    }
+    event = await AlertEvent.get(alert_id=alert.id, action="escalated")
+    assert (event.note, event.actor_id) == (f"escalated to {admins[0]}, {admins[1]}", None)
+
+
+async def test_a_clinic_without_an_admin_still_escalates_and_says_so_in_the_log(
+    factory: Factory, config: JobConfig, *, broker: LocalBroker, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    clinic = await factory.clinic()
+    patient = await factory.patient(clinic)
+    await log(factory, patient, now - timedelta(hours=1), side_effects=effects(CHEST_PAIN=1))
+    [alert] = await alerts_of(patient)
+    at = now + timedelta(minutes=15)
+    with caplog.at_level(logging.WARNING, logger="interlude.alerts"):
+        async with broker.subscribe(clinic.id) as stream:
+            assert await passes.escalate_alerts(config, at) == {"escalated": 1}
+            received = await notices_until_now(broker, clinic.id, stream)
+    [record] = [r for r in caplog.records if r.getMessage() == "alert.escalation_no_admin"]
+    assert (record.alert_id, record.clinic_id) == (str(alert.id), str(clinic.id))  # type: ignore[attr-defined]
+    escalated = await Alert.get(id=alert.id)
+    assert (escalated.escalated_at, escalated.details["escalated_to"]) == (at, [])
+    assert (await AlertEvent.get(alert_id=alert.id, action="escalated")).note == "no admin account to escalate to"
+    assert [(n.alert_id, n.kind) for n in received] == [(alert.id, NoticeKind.ESCALATED)]

@@ -21,7 +21,9 @@ fragment ResponseFields on QuestionnaireResponse {
 SUBMIT = (
     """
 mutation Submit($input: QuestionnaireInput!) {
-  submitQuestionnaire(input: $input) { response { ...ResponseFields } score band safetyMessage }
+  submitQuestionnaire(input: $input) {
+    response { ...ResponseFields } score band safetyMessage promptError { code field message }
+  }
 }
 """
     + RESPONSE_FIELDS

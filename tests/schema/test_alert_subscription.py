@@ -44,6 +44,9 @@ PROTOCOL = Subprotocol("graphql-transport-ws")
 ALERT_RAISED = """
 subscription { alertRaised { id patientId rule severity status raisedAt escalatedAt triggers { type id } } }
 """
+ALERT_ESCALATED = """
+subscription { alertEscalated { id patientId rule severity status raisedAt escalatedAt triggers { type id } } }
+"""
 LOG = "mutation Log($input: DiaryEntryInput!) { logDiaryEntry(input: $input) { id } }"
 ON_POSTGRES = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 
@@ -107,8 +110,17 @@ class Socket:
         )
         return await self.receive()
 
-    async def subscribe(self, operation_id: str = "1") -> None:
-        await self.send({"id": operation_id, "type": "subscribe", "payload": {"query": ALERT_RAISED}})
+    async def subscribe(self, operation_id: str = "1", query: str = ALERT_RAISED) -> None:
+        await self.send({"id": operation_id, "type": "subscribe", "payload": {"query": query}})
+
+    async def run(self, operation_id: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A query or mutation on the connection: its one result, once the server has completed it."""
+        await self.send(
+            {"id": operation_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+        )
+        result, completed = await self.receive(), await self.receive()
+        assert completed == {"id": operation_id, "type": "complete"}
+        return result
 
     async def close_code(self) -> int | None:
         """The code the server closed the connection with, once it has."""
@@ -126,12 +138,12 @@ async def websocket(server: Server, headers: dict[str, str] | None = None) -> As
 
 
 @asynccontextmanager
-async def subscribed(server: Server, token: str, clinic_id: UUID) -> AsyncIterator[Socket]:
+async def subscribed(server: Server, token: str, clinic_id: UUID, query: str = ALERT_RAISED) -> AsyncIterator[Socket]:
     """Authenticated and subscribed: returns once the server's broker holds the subscription."""
     before = server.broker.subscribers(clinic_id)
     async with websocket(server) as ws:
         assert await ws.init({"authorization": f"Bearer {token}"}) == {"type": "connection_ack"}
-        await ws.subscribe()
+        await ws.subscribe(query=query)
         async with asyncio.timeout(WAIT):
             await server.broker.wait_subscribers(clinic_id, before + 1)
         yield ws
@@ -173,6 +185,17 @@ def expected_alert(alert: Alert, *, escalated_at: str | None = None) -> dict[str
 async def reads_of_alerts(who: Staff) -> list[tuple[UUID | None, UUID | None]]:
     events = await AuditEvent.filter(actor_id=who.account.id, action="alert.read").order_by("created_at", "id")
     return [(e.patient_id, e.object_id) for e in events]
+
+
+async def reads_of_patients(who: Staff) -> list[tuple[UUID | None, datetime, str | None]]:
+    events = await AuditEvent.filter(actor_id=who.account.id, action="patient.read").order_by("created_at", "id")
+    return [(e.patient_id, e.created_at, e.operation) for e in events]
+
+
+def escalating_after(db: Database, clock: Clock, minutes: int) -> Starlette:
+    """An app whose clinics escalate critical alerts left unacknowledged for `minutes`."""
+    settings = make_settings(db.url).model_copy(update={"alert_escalation_minutes": minutes})
+    return create_app(settings, manage_orm=False, clock=clock)
 
 
 @pytest.fixture
@@ -294,7 +317,131 @@ async def test_an_escalation_is_delivered_again_with_its_time(
     assert await reads_of_alerts(own.clinician) == [(own.patient.patient.id, alert.id)] * 2
 
 
+async def test_each_delivery_reads_the_alerts_patient_at_its_own_time(
+    db: Database, services: Services, people: Callable[[], Awaitable[ClinicPeople]], clock: Clock, now: datetime
+) -> None:
+    own = await people()
+    patient_id = own.patient.patient.id
+    with_patient = "subscription { alertRaised { id escalatedAt patient { id } } }"
+    later = now + timedelta(minutes=10)
+    app = escalating_after(db, clock, 9)
+    server_services: Services = app.state.services
+    token = bearer(services, own.clinician.actor, now)
+    async with running(app) as server, subscribed(server, token, own.clinic.id, with_patient) as ws:
+        await report_chest_pain(server, bearer(services, own.patient.actor, now), now)
+        raised = await ws.receive()
+        clock.now = later
+        await server_services.alerts.escalate(now=later)
+        escalated = await ws.receive()
+    alert = await Alert.get(patient_id=patient_id)
+    assert raised["payload"]["data"]["alertRaised"] == {
+        "id": str(alert.id),
+        "escalatedAt": None,
+        "patient": {"id": str(patient_id)},
+    }
+    assert escalated["payload"]["data"]["alertRaised"] == {
+        "id": str(alert.id),
+        "escalatedAt": "2026-11-26T12:10:00+00:00",
+        "patient": {"id": str(patient_id)},
+    }
+    # Two deliveries, two reads of the patient, each when it happened (not when the subscription started).
+    assert await reads_of_patients(own.clinician) == [
+        (patient_id, now, "alertRaised"),
+        (patient_id, later, "alertRaised"),
+    ]
+
+
+async def test_each_query_on_the_connection_is_audited_at_its_own_time(
+    server: Server, services: Services, people: Callable[[], Awaitable[ClinicPeople]], clock: Clock, now: datetime
+) -> None:
+    own = await people()
+    patient_id = own.patient.patient.id
+    read = "query Chart($id: ID!) { patient(id: $id) { id } }"
+    async with websocket(server) as ws:
+        assert await ws.init({"authorization": f"Bearer {bearer(services, own.clinician.actor, now)}"}) == {
+            "type": "connection_ack"
+        }
+        first = await ws.run("first", read, {"id": str(patient_id)})
+        clock.now = now + timedelta(minutes=10)
+        again = await ws.run("again", read, {"id": str(patient_id)})
+    assert first["payload"] == again["payload"] == {"data": {"patient": {"id": str(patient_id)}}}
+    assert await reads_of_patients(own.clinician) == [
+        (patient_id, now, "Chart"),
+        (patient_id, now + timedelta(minutes=10), "Chart"),
+    ]
+
+
+async def test_a_mutation_on_the_connection_takes_the_time_it_runs_at(
+    server: Server, services: Services, people: Callable[[], Awaitable[ClinicPeople]], clock: Clock, now: datetime
+) -> None:
+    own = await people()
+    await report_chest_pain(server, bearer(services, own.patient.actor, now), now)
+    alert = await Alert.get(patient_id=own.patient.patient.id)
+    acknowledge = "mutation Ack($id: ID!) { acknowledgeAlert(id: $id) { status acknowledgedAt } }"
+    async with websocket(server) as ws:
+        assert await ws.init({"authorization": f"Bearer {bearer(services, own.clinician.actor, now)}"}) == {
+            "type": "connection_ack"
+        }
+        clock.now = now + timedelta(minutes=7)
+        acknowledged = await ws.run("ack", acknowledge, {"id": str(alert.id)})
+    assert acknowledged["payload"] == {
+        "data": {"acknowledgeAlert": {"status": "ACKNOWLEDGED", "acknowledgedAt": "2026-11-26T12:07:00+00:00"}}
+    }
+
+
+async def test_admins_receive_escalations_of_their_own_clinic_on_alert_escalated(
+    db: Database, services: Services, people: Callable[[], Awaitable[ClinicPeople]], clock: Clock, now: datetime
+) -> None:
+    ours, theirs = await people(), await people()
+    app = escalating_after(db, clock, 5)
+    server_services: Services = app.state.services
+    async with (
+        running(app) as server,
+        subscribed(server, bearer(services, ours.admin.actor, now), ours.clinic.id, ALERT_ESCALATED) as insider,
+        subscribed(server, bearer(services, theirs.admin.actor, now), theirs.clinic.id, ALERT_ESCALATED) as outsider,
+    ):
+        await report_chest_pain(server, bearer(services, ours.patient.actor, now), now)
+        clock.now = now + timedelta(minutes=3)
+        await report_chest_pain(server, bearer(services, theirs.patient.actor, now), clock.now)
+        # Only ours is due at 12:06; theirs (raised at 12:03) at 12:09.
+        clock.now = now + timedelta(minutes=6)
+        await server_services.alerts.escalate(now=clock.now)
+        ours_escalated = await insider.receive()
+        clock.now = now + timedelta(minutes=9)
+        await server_services.alerts.escalate(now=clock.now)
+        theirs_escalated = await outsider.receive()
+    ours_alert = await Alert.get(patient_id=ours.patient.patient.id)
+    theirs_alert = await Alert.get(patient_id=theirs.patient.patient.id)
+    # The first message on each: neither the raise nor the other clinic's escalation came before it.
+    assert ours_escalated == {
+        "id": "1",
+        "type": "next",
+        "payload": {"data": {"alertEscalated": expected_alert(ours_alert, escalated_at="2026-11-26T12:06:00+00:00")}},
+    }
+    assert theirs_escalated["payload"]["data"]["alertEscalated"]["id"] == str(theirs_alert.id)
+    assert theirs_escalated["payload"]["data"]["alertEscalated"]["escalatedAt"] == "2026-11-26T12:09:00+00:00"
+    assert await reads_of_alerts(ours.admin) == [(ours.patient.patient.id, ours_alert.id)]
+    assert await reads_of_alerts(theirs.admin) == [(theirs.patient.patient.id, theirs_alert.id)]
+
+
 # --- Refusals ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.PATIENT])
+async def test_only_admins_may_subscribe_to_escalations(
+    server: Server, services: Services, people: Callable[[], Awaitable[ClinicPeople]], now: datetime, role: Role
+) -> None:
+    own = await people()
+    who = own.clinician.actor if role is Role.CLINICIAN else own.patient.actor
+    async with websocket(server) as ws:
+        assert await ws.init({"authorization": f"Bearer {bearer(services, who, now)}"}) == {"type": "connection_ack"}
+        await ws.subscribe(query=ALERT_ESCALATED)
+        refused = await ws.receive()
+        completed = await ws.receive()
+    assert refused["payload"]["data"] is None
+    assert [e["extensions"]["code"] for e in refused["payload"]["errors"]] == ["FORBIDDEN"]
+    assert completed == {"id": "1", "type": "complete"}
+    assert server.broker.subscribers(own.clinic.id) == 0
 
 
 async def test_a_connection_without_a_token_is_closed_before_any_operation(server: Server) -> None:

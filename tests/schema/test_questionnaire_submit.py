@@ -1,13 +1,17 @@
-"""submitQuestionnaire over GraphQL: scored on the server, pinned to a version, idempotent on clientId, answering a
-prompt in the same transaction, crisis resources on PHQ-9 item 9, and every refusal with nothing stored."""
+"""submitQuestionnaire over GraphQL: scored on the server, pinned to a version (the phone's, if it names one),
+idempotent on clientId, answering a prompt in the same transaction or, when the prompt cannot be answered, kept
+without it and the reason reported, crisis resources on PHQ-9 item 9, licensed instruments for their clinics only,
+and every refusal with nothing stored."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import pytest_asyncio
@@ -15,7 +19,7 @@ import pytest_asyncio
 from api.domain.alert.models import Alert, ClinicAlertSettings, Severity
 from api.domain.errors import BadInput
 from api.domain.patient.models import PatientStatus
-from api.domain.prompt.models import PromptStatus
+from api.domain.prompt.models import Prompt, PromptStatus
 from api.domain.questionnaire import instruments
 from api.domain.questionnaire.instruments import Registry
 from api.domain.questionnaire.models import QuestionnaireResponse
@@ -221,54 +225,156 @@ async def test_a_prompt_is_marked_answered_with_the_response(
     assert row.prompt_id == prompt.id
 
 
-async def test_a_prompt_for_another_instrument_is_refused_and_nothing_is_stored(
-    gql: GraphQLClient, alice: PatientUser, now: datetime
-) -> None:
-    prompt = await open_prompt(alice, "gad7", now)
-    before = await stored()
-    result = await gql(SUBMIT, {"input": phq9(promptId=str(prompt.id))}, actor=alice.actor)
-    assert (result.codes, result.fields, result.data) == (["BAD_USER_INPUT"], ["promptId"], None)
-    # The response was inserted before the prompt was checked: the whole transaction was rolled back.
-    assert await stored() == before
-
-
-async def test_a_prompt_answered_by_the_diary_cannot_be_answered_with_a_questionnaire(
-    gql: GraphQLClient, alice: PatientUser, now: datetime
-) -> None:
-    prompt = await open_prompt(alice, "daily_diary", now)
-    result = await gql(SUBMIT, {"input": phq9(promptId=str(prompt.id))}, actor=alice.actor)
-    assert (result.codes, result.fields) == (["BAD_USER_INPUT"], ["promptId"])
-    assert await QuestionnaireResponse.all().count() == 0
-
-
-async def test_an_answered_prompt_cannot_be_answered_again(
+async def test_a_resend_of_a_response_that_answered_its_prompt_reports_no_prompt_error(
     gql: GraphQLClient, alice: PatientUser, now: datetime
 ) -> None:
     prompt = await open_prompt(alice, "phq9", now)
-    await submit(gql, alice, phq9(promptId=str(prompt.id)))
+    sent = phq9(promptId=str(prompt.id))
+    first = await submit(gql, alice, sent)
     before = await stored()
-    result = await gql(SUBMIT, {"input": phq9(promptId=str(prompt.id))}, actor=alice.actor)
-    assert (result.codes, result.fields) == (["CONFLICT"], ["promptId"])
+    again = await submit(gql, alice, sent, now=now + timedelta(hours=1))
+    assert again == first
+    assert (again["promptError"], again["response"]["promptId"]) == (None, str(prompt.id))
     assert await stored() == before
 
 
-async def test_an_expired_prompt_is_refused(gql: GraphQLClient, alice: PatientUser, now: datetime) -> None:
-    prompt = await open_prompt(alice, "phq9", now, expires_at=now - timedelta(minutes=1))
-    result = await gql(SUBMIT, {"input": phq9(promptId=str(prompt.id))}, actor=alice.actor)
-    assert (result.codes, result.fields) == (["PROMPT_EXPIRED"], ["promptId"])
-    assert await QuestionnaireResponse.all().count() == 0
-
-
-async def test_another_patients_prompt_or_a_malformed_id_is_not_found(
-    gql: GraphQLClient, factory: Factory, alice: PatientUser, now: datetime
-) -> None:
+async def _other_patients_prompt(alice: PatientUser, factory: Factory, now: datetime) -> str:
     bob = await factory.patient(await alice.patient.clinic)
-    bobs = await open_prompt(bob, "phq9", now)
+    return str((await open_prompt(bob, "phq9", now)).id)
+
+
+async def _open(alice: PatientUser, now: datetime, instrument: str = "phq9", **overrides: Any) -> str:
+    return str((await open_prompt(alice, instrument, now, **overrides)).id)
+
+
+# Each: the prompt sent with a PHQ-9, the code and message reported in promptError.
+UNANSWERABLE: dict[str, tuple[Any, str, str]] = {
+    "another instrument's": (
+        lambda alice, factory, now: _open(alice, now, "gad7"),
+        "BAD_USER_INPUT",
+        "this check-in is answered with the gad7 questionnaire",
+    ),
+    "the diary's": (
+        lambda alice, factory, now: _open(alice, now, "daily_diary"),
+        "BAD_USER_INPUT",
+        "this check-in is answered with the daily_diary questionnaire",
+    ),
+    "past its expiry": (
+        lambda alice, factory, now: _open(alice, now, expires_at=now - timedelta(minutes=1)),
+        "PROMPT_EXPIRED",
+        "this check-in has closed; log a diary entry without it",
+    ),
+    "expired by the job": (
+        lambda alice, factory, now: _open(alice, now, status=PromptStatus.EXPIRED),
+        "PROMPT_EXPIRED",
+        "this check-in has closed; log a diary entry without it",
+    ),
+    "already answered": (
+        lambda alice, factory, now: _open(alice, now, status=PromptStatus.ANSWERED, answered_at=now),
+        "CONFLICT",
+        "this check-in is already answered",
+    ),
+    "not yet due": (
+        lambda alice, factory, now: _open(alice, now, status=PromptStatus.SCHEDULED, due_at=now + timedelta(hours=2)),
+        "NOT_FOUND",
+        "prompt not found",
+    ),
+    "another patient's": (_other_patients_prompt, "NOT_FOUND", "prompt not found"),
+    "unknown": (lambda alice, factory, now: _constant(str(uuid4())), "NOT_FOUND", "prompt not found"),
+    "malformed": (lambda alice, factory, now: _constant("not-an-id"), "NOT_FOUND", "prompt not found"),
+}
+
+
+async def _constant(value: str) -> str:
+    return value
+
+
+@pytest.mark.parametrize("case", list(UNANSWERABLE))
+async def test_a_prompt_that_cannot_be_answered_is_reported_and_the_response_stored_without_it(
+    gql: GraphQLClient, factory: Factory, alice: PatientUser, now: datetime, case: str
+) -> None:
+    make, code, message = UNANSWERABLE[case]
+    prompt_id = await make(alice, factory, now)
+    prompts_before = (await stored()).prompts
+    # 1 × 9 = 9: mild.
+    result = await submit(gql, alice, phq9([1] * 9, promptId=prompt_id))
+    assert result["promptError"] == {"code": code, "field": "promptId", "message": message}
+    assert (result["score"], result["band"], result["response"]["promptId"]) == (9, "mild", None)
+    row = await QuestionnaireResponse.get(id=result["response"]["id"])
+    assert (row.patient_id, row.score, row.prompt_id) == (alice.patient.id, 9, None)
+    # The prompt itself is left as it was: not answered by this response.
+    assert (await stored()).prompts == prompts_before
+
+
+async def test_self_harm_on_an_expired_prompt_is_stored_alerted_and_answered_with_the_crisis_message(
+    gql: GraphQLClient, alice: PatientUser, now: datetime
+) -> None:
+    # The PHQ-9 check-in closed a minute ago; the patient answers item 9 with "several days" anyway.
+    prompt = await open_prompt(alice, "phq9", now, expires_at=now - timedelta(minutes=1))
+    result = await submit(gql, alice, phq9([0, 0, 0, 0, 0, 0, 0, 0, 1], promptId=str(prompt.id)))
+    assert result["promptError"] == {
+        "code": "PROMPT_EXPIRED",
+        "field": "promptId",
+        "message": "this check-in has closed; log a diary entry without it",
+    }
+    assert result["safetyMessage"] is not None
+    assert "988" in result["safetyMessage"]
+    assert (result["score"], result["response"]["flags"], result["response"]["promptId"]) == (1, ["self_harm"], None)
+    row = await QuestionnaireResponse.get(id=result["response"]["id"])
+    assert (row.answers["phq9_9"], row.derived, row.prompt_id) == (1, {"self_harm": True}, None)
+    alerts = await Alert.filter(patient_id=alice.patient.id)
+    assert [a.severity for a in alerts] == [Severity.CRITICAL]
+    assert [(t["type"], t["id"]) for t in alerts[0].triggers] == [("QuestionnaireResponse", result["response"]["id"])]
+    await prompt.refresh_from_db()
+    assert (prompt.status, prompt.answered_at) == (PromptStatus.SENT, None)
+
+
+async def test_a_second_response_to_an_answered_prompt_is_kept_and_the_first_keeps_the_prompt(
+    gql: GraphQLClient, alice: PatientUser, now: datetime
+) -> None:
+    prompt = await open_prompt(alice, "phq9", now)
+    first = await submit(gql, alice, phq9(promptId=str(prompt.id)))
+    second = await submit(gql, alice, phq9([2] * 9, promptId=str(prompt.id)), now=now + timedelta(minutes=5))
+    assert (first["promptError"], second["promptError"]["code"]) == (None, "CONFLICT")
+    rows = await QuestionnaireResponse.filter(patient_id=alice.patient.id).order_by("authored_at")
+    assert [(str(r.id), r.score, r.prompt_id) for r in rows] == [
+        (first["response"]["id"], 0, prompt.id),
+        (second["response"]["id"], 18, None),
+    ]
+    await prompt.refresh_from_db()
+    assert (prompt.status, prompt.answered_at) == (PromptStatus.ANSWERED, now)
+
+
+@pytest.mark.parametrize("case", ["past its expiry", "another instrument's", "malformed"])
+async def test_a_resend_reports_the_prompt_error_again_and_writes_nothing(
+    gql: GraphQLClient, factory: Factory, alice: PatientUser, now: datetime, case: str
+) -> None:
+    make, code, _ = UNANSWERABLE[case]
+    sent = phq9([0, 0, 0, 0, 0, 0, 0, 0, 2], promptId=await make(alice, factory, now))
+    first = await submit(gql, alice, sent)
+    assert first["promptError"]["code"] == code
     before = await stored()
-    for prompt_id in (str(bobs.id), str(uuid4()), "not-an-id"):
-        result = await gql(SUBMIT, {"input": phq9(promptId=prompt_id)}, actor=alice.actor)
-        assert (result.codes, result.fields) == (["NOT_FOUND"], ["promptId"]), prompt_id
+    again = await submit(gql, alice, sent, now=now + timedelta(hours=1))
+    assert again == first
     assert await stored() == before
+
+
+async def test_a_resend_after_the_prompt_was_revived_still_reports_it_and_does_not_answer_it(
+    gql: GraphQLClient, alice: PatientUser, now: datetime
+) -> None:
+    # Cancelled when first sent; revived by a replan before the resend (an unsent cancelled prompt can be). The
+    # resend judges the prompt again without writing: the stored response was never this prompt's answer.
+    prompt = await open_prompt(alice, "phq9", now, status=PromptStatus.CANCELLED, cancelled_at=now)
+    sent = phq9(promptId=str(prompt.id))
+    first = await submit(gql, alice, sent)
+    assert first["promptError"]["code"] == "NOT_FOUND"
+    await Prompt.filter(id=prompt.id).update(status=PromptStatus.SCHEDULED, cancelled_at=None)
+    before = await stored()
+    again = await submit(gql, alice, sent, now=now + timedelta(hours=1))
+    assert again == first
+    assert await stored() == before
+    await prompt.refresh_from_db()
+    assert (prompt.status, prompt.answered_at) == (PromptStatus.SCHEDULED, None)
 
 
 @pytest.mark.parametrize("item9", [1, 2, 3])
@@ -323,8 +429,8 @@ async def test_other_instruments_never_bring_a_safety_message(gql: GraphQLClient
     assert (result["score"], result["band"], result["safetyMessage"]) == (21, "severe", None)
 
 
-# A deployment's own definitions, through the service itself: a newer PHQ-9 version and a licensed BPI.
-def _definitions(directory: Path) -> Registry:
+# A deployment's own definitions, through the service itself: a newer PHQ-9 version and a BPI licensed to `licensee`.
+def _definitions(directory: Path, licensee: UUID) -> Registry:
     phq9_v1 = json.loads((instruments.BUILT_IN_DIR / "phq9-1.json").read_text(encoding="utf-8"))
     phq9_v2 = {**phq9_v1, "version": "2", "bands": [[0, "none-minimal"], [5, "mild"], [10, "moderate"]]}
     (directory / "phq9-2.json").write_text(json.dumps(phq9_v2), encoding="utf-8")
@@ -332,7 +438,7 @@ def _definitions(directory: Path) -> Registry:
         "id": "bpi_interference",
         "version": "1",
         "title": "BPI interference",
-        "licence": {"free": False, "note": "Under the clinic's licence."},
+        "licence": {"free": False, "note": "Under the clinic's licence.", "clinics": [str(licensee)]},
         "option_sets": {"scale": [{"code": n, "label": str(n)} for n in range(11)]},
         "items": [{"id": f"bpi_i{n}", "text": f"item {n}", "options": "scale", "required": False} for n in range(7)],
         "scoring": {"method": "mean", "min_answered": 4},
@@ -342,27 +448,79 @@ def _definitions(directory: Path) -> Registry:
     return Registry.load(directory)
 
 
+def _upgraded(services: Services, alice: PatientUser, tmp_path: Path) -> QuestionnaireService:
+    return QuestionnaireService(services.prompts, services.alerts, _definitions(tmp_path, alice.patient.clinic_id))
+
+
+PHQ9_ONES = [(f"phq9_{n}", 1) for n in range(1, 10)]
+
+
 async def test_a_response_is_pinned_to_the_version_current_when_it_was_first_submitted(
     services: Services, alice: PatientUser, now: datetime, tmp_path: Path
 ) -> None:
-    old = QuestionnaireInput(uuid4(), "phq9", [(f"phq9_{n}", 1) for n in range(1, 10)])
+    old = QuestionnaireInput(uuid4(), "phq9", PHQ9_ONES)
     first = await services.questionnaires.submit(alice.actor, old, now=now)
     assert (first.response.instrument_version, first.response.band) == ("1", "mild")
-    upgraded = QuestionnaireService(services.prompts, services.alerts, _definitions(tmp_path))
+    upgraded = _upgraded(services, alice, tmp_path)
     # The resend after the upgrade is still the version-1 response…
     again = await upgraded.submit(alice.actor, old, now=now + timedelta(days=1))
     assert (again.response.id, again.response.instrument_version) == (first.response.id, "1")
     # …and a new submission is scored against version 2.
-    new = QuestionnaireInput(uuid4(), "phq9", [(f"phq9_{n}", 1) for n in range(1, 10)])
+    new = QuestionnaireInput(uuid4(), "phq9", PHQ9_ONES)
     second = await upgraded.submit(alice.actor, new, now=now + timedelta(days=1))
     assert (second.response.instrument_version, second.response.score, second.response.band) == ("2", 9, "mild")
     assert await QuestionnaireResponse.filter(patient_id=alice.patient.id).count() == 2
 
 
+async def test_a_submission_is_scored_against_the_version_the_phone_showed(
+    services: Services, alice: PatientUser, now: datetime, tmp_path: Path
+) -> None:
+    upgraded = _upgraded(services, alice, tmp_path)
+    # 1 × 9 = 9: "mild" in both versions; 2 × 5 = 10: "moderate" in both. 4: "minimal" in v1, "none-minimal" in v2.
+    four = [(f"phq9_{n}", 1 if n <= 4 else 0) for n in range(1, 10)]
+    pinned = await upgraded.submit(
+        alice.actor, QuestionnaireInput(uuid4(), "phq9", four, instrument_version="1"), now=now
+    )
+    current = await upgraded.submit(alice.actor, QuestionnaireInput(uuid4(), "phq9", four), now=now)
+    assert (pinned.response.instrument_version, pinned.response.score, pinned.response.band) == ("1", 4, "minimal")
+    assert (current.response.instrument_version, current.response.band) == ("2", "none-minimal")
+
+
+async def test_an_unknown_instrument_version_is_refused_on_instrument_version(
+    gql: GraphQLClient, alice: PatientUser
+) -> None:
+    before = await stored()
+    result = await gql(SUBMIT, {"input": phq9(instrumentVersion="9")}, actor=alice.actor)
+    assert (result.codes, result.fields, result.data) == (["BAD_USER_INPUT"], ["instrumentVersion"], None)
+    assert result.errors[0]["message"] == "phq9 has no version '9'"
+    assert await stored() == before
+
+
+async def test_a_pinned_version_is_part_of_the_resend_it_was_given_with(gql: GraphQLClient, alice: PatientUser) -> None:
+    sent = phq9(instrumentVersion="1")
+    first = await submit(gql, alice, sent)
+    assert first["response"]["instrumentVersion"] == "1"
+    before = await stored()
+    assert await submit(gql, alice, sent) == first
+    # The same clientId without the pin, or with another version, is other content.
+    for changed in ({k: v for k, v in sent.items() if k != "instrumentVersion"}, {**sent, "instrumentVersion": "2"}):
+        result = await gql(SUBMIT, {"input": changed}, actor=alice.actor)
+        assert (result.codes, result.fields) == (["CONFLICT"], ["clientId"])
+    assert await stored() == before
+
+
+def test_a_submission_without_a_version_keeps_the_digest_it_had_before_versions_could_be_pinned() -> None:
+    # Stored responses hold the digest of {instrument, answers, prompt_id}: their resends must still match.
+    data = QuestionnaireInput(UUID("11111111-2222-4333-8444-555555555555"), "pgic", [("pgic", 3)])
+    old = json.dumps({"answers": [["pgic", 3]], "instrument": "pgic", "prompt_id": None}, sort_keys=True)
+    assert data.digest() == hashlib.sha256(old.encode()).hexdigest()
+    assert QuestionnaireInput(data.client_id, "pgic", [("pgic", 3)], instrument_version="1").digest() != data.digest()
+
+
 async def test_a_licensed_instrument_added_as_a_file_is_submitted_and_scored(
     services: Services, alice: PatientUser, now: datetime, tmp_path: Path
 ) -> None:
-    service = QuestionnaireService(services.prompts, services.alerts, _definitions(tmp_path))
+    service = _upgraded(services, alice, tmp_path)
     # 2 + 3 + 4 + 6 + 7 = 22 over 5 answered items = 4.4: reported as 4, mild.
     data = QuestionnaireInput(uuid4(), "bpi_interference", [("bpi_i0", 2), ("bpi_i1", 3), ("bpi_i2", 4),
                                                               ("bpi_i4", 6), ("bpi_i6", 7)])  # fmt: skip
@@ -376,3 +534,40 @@ async def test_a_licensed_instrument_added_as_a_file_is_submitted_and_scored(
     with pytest.raises(BadInput) as unknown:
         await services.questionnaires.submit(alice.actor, QuestionnaireInput(uuid4(), "bpi_interference", []), now=now)
     assert unknown.value.field == "instrument"
+
+
+LIST = "query { instruments { id } }"
+ONE = "query($id: String!) { instrument(id: $id) { id version } }"
+BPI_ANSWERS = [{"item": f"bpi_i{n}", "value": 5} for n in range(4)]
+
+
+async def test_a_licensed_instrument_is_listed_and_taken_only_in_the_licensed_clinic(
+    services: Services, factory: Factory, alice: PatientUser, now: datetime, tmp_path: Path
+) -> None:
+    gql = GraphQLClient(replace(services, questionnaires=_upgraded(services, alice, tmp_path)), now)
+    colleague = await factory.staff(await alice.patient.clinic)
+    elsewhere = await factory.clinic()
+    carol, stranger = await factory.patient(elsewhere), await factory.staff(elsewhere)
+    for actor in (alice.actor, colleague.actor):
+        listed = [i["id"] for i in (await gql(LIST, actor=actor)).ok()["instruments"]]
+        assert "bpi_interference" in listed
+        found = (await gql(ONE, {"id": "bpi_interference"}, actor=actor)).ok()["instrument"]
+        assert found == {"id": "bpi_interference", "version": "1"}
+    sent = {"clientId": str(uuid4()), "instrument": "bpi_interference", "answers": BPI_ANSWERS}
+    # 4 × 5 / 4 = 5.0: moderate.
+    assert (await submit(gql, alice, sent))["band"] == "moderate"
+    before = await stored()
+    for actor in (carol.actor, stranger.actor):
+        listed = [i["id"] for i in (await gql(LIST, actor=actor)).ok()["instruments"]]
+        assert "bpi_interference" not in listed
+        assert "phq9" in listed
+        result = await gql(ONE, {"id": "bpi_interference"}, actor=actor)
+        assert (result.codes, result.fields) == (["BAD_USER_INPUT"], ["instrument"])
+        assert result.errors[0]["message"] == "there is no instrument 'bpi_interference'"
+    refused = await gql(SUBMIT, {"input": {**sent, "clientId": str(uuid4())}}, actor=carol.actor)
+    assert (refused.codes, refused.fields, refused.data) == (["BAD_USER_INPUT"], ["instrument"], None)
+    assert refused.errors[0]["message"] == "there is no instrument 'bpi_interference'"
+    assert await stored() == before
+    for document in (LIST, ONE):
+        result = await gql(document, {"id": "bpi_interference"} if document == ONE else None)
+        assert result.codes == ["UNAUTHENTICATED"]

@@ -24,6 +24,7 @@ QUEUE_SIZE = 256
 class NoticeKind(StrEnum):
     RAISED = "RAISED"
     ESCALATED = "ESCALATED"
+    RETRIGGERED = "RETRIGGERED"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class AlertNotice:
 
 class AlertBroker(Protocol):
     async def publish(self, notice: AlertNotice) -> None:
-        """Best effort and never raises: the alert is already stored, and a failed notice must not fail the
-        write that raised it (the alert list and escalation do not depend on notices)."""
+        """Best effort, never raises, and returns at once: the alert is already stored, and a notice must neither
+        fail nor hold up the write that raised it (the alert list and escalation do not depend on notices)."""
 
     def subscribe(self, clinic_id: UUID) -> AbstractAsyncContextManager[AsyncIterator[AlertNotice]]:
         """Notices of one clinic published from the moment the context is entered until it is left."""

@@ -1,7 +1,8 @@
 """What the data-driven rules find in a record that just arrived, with the context they need to read.
 
 Episodes: rules about one record stand for the patient ("patient": one open alert until someone resolves it);
-rules about the time after an infusion stand for that session ("session:<id>").
+rules about the time after an infusion stand for that session ("session:<id>", raised at most once: see
+Rule.once_per_episode).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from api.domain.alert.rules import (
 from api.domain.alert.rules import side_effects_at as reported
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.vocabulary import SideEffect
-from api.domain.outcome.daily import daily_series, local_date, values_by_date
+from api.domain.outcome.daily import daily_series, values_by_date
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.treatment.models import InfusionSession, SessionStatus
 
 PATIENT = "patient"
 VOMITING = frozenset({SideEffect.VOMITING})
+# The entry fields a rule reads: an edit of anything else (mood, a note) has nothing new to show them.
+READ_FROM_ENTRY = frozenset({"side_effects", "pain_average", "recorded_at"})
 
 Check = Callable[[Setting], dict[str, Any] | None]
 
@@ -50,10 +53,14 @@ async def entry_findings(entry: DiaryEntry, rules: Thresholds, conn: BaseDBAsync
         if setting.enabled and seen:
             details = {"symptoms": seen, "min_severity": setting["min_severity"]}
             findings.append(Finding(setting.rule, PATIENT, trigger, details))
-    session = await _last_session(entry, conn)
-    if session is not None:
+    latest = await _latest_session(entry, conn)
+    if latest is not None and latest.starts_at <= entry.recorded_at:
+        findings += _dissociation(entry, latest, rules, trigger)
+        findings += await _loss_of_response(entry, latest, rules, trigger, conn)
+    elif latest is not None and (session := await _latest_session(entry, conn, before=entry.recorded_at)):
+        # An entry synced late, from before the latest infusion: it reports after an earlier one. Pain is judged
+        # after the latest infusion only, which this entry is not part of.
         findings += _dissociation(entry, session, rules, trigger)
-        findings += await _loss_of_response(entry, session, rules, trigger, conn)
     return findings
 
 
@@ -76,11 +83,14 @@ def response_findings(response: QuestionnaireResponse, rules: Thresholds) -> lis
     return findings
 
 
-async def _last_session(entry: DiaryEntry, conn: BaseDBAsyncClient) -> InfusionSession | None:
-    """The latest completed session that started before the entry: the infusion the entry reports after."""
-    query = InfusionSession.filter(
-        patient_id=entry.patient_id, status=SessionStatus.COMPLETED, starts_at__lte=entry.recorded_at
-    )
+async def _latest_session(
+    entry: DiaryEntry, conn: BaseDBAsyncClient, *, before: datetime | None = None
+) -> InfusionSession | None:
+    """The patient's latest completed session, or the latest that started by `before` (the infusion an entry
+    recorded then reports after)."""
+    query = InfusionSession.filter(patient_id=entry.patient_id, status=SessionStatus.COMPLETED)
+    if before is not None:
+        query = query.filter(starts_at__lte=before)
     return await query.order_by("-starts_at").using_db(conn).first()
 
 
@@ -108,7 +118,7 @@ async def _loss_of_response(
         return []
     since = await DiaryEntry.filter(patient_id=entry.patient_id, deleted_at=None, recorded_at__gte=ended).using_db(conn)
     by_date = values_by_date(daily_series(since), "pain_average")
-    details = rebound(by_date, setting, local_date(entry))
+    details = rebound(by_date, setting)
     if details is None:
         return []
     return [Finding(setting.rule, f"session:{session.id}", trigger, {**details, "session_ended_at": ended.isoformat()})]

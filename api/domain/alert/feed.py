@@ -13,10 +13,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from api.domain import audit
-from api.domain.actor import Actor
-from api.domain.alert.broker import AlertBroker, AlertNotice
+from api.domain.actor import Actor, Role
+from api.domain.alert.broker import AlertBroker, AlertNotice, NoticeKind
 from api.domain.alert.models import Alert
-from api.domain.errors import NotFound
+from api.domain.errors import Forbidden, NotFound
 from api.domain.patient.access import reachable_patient, require_staff
 
 
@@ -26,6 +26,22 @@ async def subscribe(broker: AlertBroker, actor: Actor) -> AsyncIterator[AsyncIte
     require_staff(actor)
     async with broker.subscribe(actor.clinic_id) as notices:
         yield notices
+
+
+@asynccontextmanager
+async def escalations(broker: AlertBroker, actor: Actor) -> AsyncIterator[AsyncIterator[AlertNotice]]:
+    """Escalation notices of the actor's own clinic. Admins only (FORBIDDEN for anyone else): an escalation
+    is the clinic's call to its admins that an urgent alert has gone unanswered."""
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("clinic admins only")
+    async with broker.subscribe(actor.clinic_id) as notices:
+        yield _of_kind(notices, NoticeKind.ESCALATED)
+
+
+async def _of_kind(notices: AsyncIterator[AlertNotice], kind: NoticeKind) -> AsyncIterator[AlertNotice]:
+    async for notice in notices:
+        if notice.kind is kind:
+            yield notice
 
 
 async def read(actor: Actor, notice: AlertNotice, *, now: datetime) -> Alert | None:

@@ -7,6 +7,10 @@ same way as every other replica's). Notices reach this process's subscribers thr
 NOTIFY runs on that dedicated connection, outside any data transaction: callers publish after their commit, and a
 notice can neither be lost to a rollback of unrelated work nor announce uncommitted rows.
 
+A publish returns at once: the NOTIFY is sent by a background task, so a patient's write never waits for this
+connection. While the connection is down a notice waits for it (at most `PUBLISH_TIMEOUT`), and `close()` lets
+pending notices go out (at most `DRAIN_TIMEOUT`) before it stops.
+
 A lost connection is reopened with backoff. Notices sent while it is down are not replayed (NOTIFY keeps nothing):
 a subscription is a live feed, and clients read the `alerts` list when they (re)connect.
 """
@@ -34,8 +38,11 @@ RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # connection never closes the socket, and the probe's traffic keeps such middleboxes from forgetting it.
 PROBE_INTERVAL = 30.0
 PROBE_TIMEOUT = 10.0
-# A publish waits at most this long for the connection: the write it announces has already returned to no one yet.
-PUBLISH_TIMEOUT = 5.0
+# A notice waits at most this long (in the background) for the connection, then is dropped: long after the fact
+# it would only repeat what the `alerts` list already shows.
+PUBLISH_TIMEOUT = 30.0
+# At shutdown, pending notices get this long to go out: a stopping process must not hang on a lost database.
+DRAIN_TIMEOUT = 5.0
 # Errors that mean "the connection is gone or unusable", as opposed to a bug in this module.
 CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -76,11 +83,13 @@ class PostgresBroker:
         *,
         channel: str = CHANNEL,
         publish_timeout: float = PUBLISH_TIMEOUT,
+        drain_timeout: float = DRAIN_TIMEOUT,
         probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         self._connect = connect
         self._channel = channel
         self._publish_timeout = publish_timeout
+        self._drain_timeout = drain_timeout
         self._probe_interval = probe_interval
         self._local = LocalBroker()
         # The listening connection while it is open, else None.
@@ -90,6 +99,10 @@ class PostgresBroker:
         # One statement at a time on the connection (asyncpg refuses concurrent ones).
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Notices on their way out. Held here because the event loop keeps only weak references to tasks.
+        self._sending: set[asyncio.Task[None]] = set()
+        # Set when `close()` starts: later notices are refused rather than left behind.
+        self._closing = False
         self._closed = False
 
     @classmethod
@@ -97,11 +110,16 @@ class PostgresBroker:
         return cls(connector(database_url), channel=channel)
 
     async def publish(self, notice: AlertNotice) -> None:
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                await self._notify(encode(notice))
-        except CONNECTION_ERRORS as exc:
-            log.warning("alert.notify_failed", extra={"alert_id": str(notice.alert_id), "error": type(exc).__name__})
+        if self._closing:
+            log.warning("alert.notify_failed", extra={"alert_id": str(notice.alert_id), "error": "BrokerClosed"})
+            return
+        task = asyncio.create_task(self._send(notice), name="alert-broker-notify")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def pending(self) -> int:
+        """Notices published but not sent yet."""
+        return len(self._sending)
 
     @asynccontextmanager
     async def subscribe(self, clinic_id: UUID) -> AsyncIterator[AsyncIterator[AlertNotice]]:
@@ -122,6 +140,15 @@ class PostgresBroker:
         return int((await self._connection(not_pid)).get_server_pid())
 
     async def close(self) -> None:
+        self._closing = True
+        if self._sending:
+            # Waited for, not cancelled: a notice that can still go out does. Those that cannot are cancelled,
+            # and `_send` logs them.
+            _, late = await asyncio.wait(set(self._sending), timeout=self._drain_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         self._closed = True
         if self._task is not None:
             self._task.cancel()
@@ -131,6 +158,16 @@ class PostgresBroker:
         if self._conn is not None:
             await self._quietly_close(self._conn)
             self._set_connection(None)
+
+    async def _send(self, notice: AlertNotice) -> None:
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._notify(encode(notice))
+        except asyncio.CancelledError:
+            log.warning("alert.notify_failed", extra={"alert_id": str(notice.alert_id), "error": "Cancelled"})
+            raise
+        except Exception as exc:  # a background task: whatever went wrong is logged here or nowhere
+            log.warning("alert.notify_failed", extra={"alert_id": str(notice.alert_id), "error": type(exc).__name__})
 
     async def _notify(self, payload: str) -> None:
         # Two tries: the first may meet a connection that was lost a moment ago and not yet replaced.

@@ -1,4 +1,18 @@
-"""Raising an alert: one open alert per (patient, rule, episode), however many records or replicas trigger it."""
+"""Raising an alert: one open alert per (patient, rule, episode), however many records or replicas trigger it.
+
+What a finding does, in order:
+- a record already among the triggers of any alert of the rule for the patient, whatever its status, does
+  nothing: an edited entry or a job's next pass is not news, and a resolved alert stays resolved;
+- a rule that raises once per episode (Rule.once_per_episode) does nothing once an alert of that episode was
+  resolved;
+- no alert open for the episode: a new alert (announced as RAISED);
+- an ACKNOWLEDGED critical or high alert: reopened, since whoever acknowledged it has not seen the new report. It
+  is OPEN again, its acknowledgement and escalation are cleared (history keeps them as events), and `raised_at`
+  moves to now, so the escalation clock and the list order start again from the new trigger; the first raise
+  stays in details.first_raised_at (announced as RAISED);
+- otherwise the trigger is appended: announced as RETRIGGERED when the alert is critical, so whoever is watching
+  sees the new report, and quietly for the others.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +24,11 @@ from uuid import UUID
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from api.domain.alert.models import Alert, AlertEvent
-from api.domain.alert.rules import Rule
+from api.domain.alert.broker import NoticeKind
+from api.domain.alert.models import Alert, AlertEvent, AlertStatus, Severity
+from api.domain.alert.rules import Rule, Source
+
+REOPENS = frozenset({Severity.CRITICAL, Severity.HIGH})
 
 
 @dataclass(frozen=True)
@@ -24,6 +41,9 @@ class Trigger:
     def as_json(self, at: datetime) -> dict[str, Any]:
         return {"type": self.type, "id": str(self.id), "at": at.isoformat()}
 
+    def among(self, triggers: list[dict[str, Any]]) -> bool:
+        return any(t.get("type") == self.type and t.get("id") == str(self.id) for t in triggers)
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -31,6 +51,14 @@ class Finding:
     episode: str
     trigger: Trigger
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An alert a finding raised, reopened or retriggered, and the notice subscribers are owed after commit."""
+
+    alert: Alert
+    kind: NoticeKind
 
 
 def open_key(patient_id: UUID, rule_id: str, episode: str) -> str:
@@ -45,13 +73,16 @@ async def raise_alert(
     settings_version: int,
     now: datetime,
     conn: BaseDBAsyncClient,
-) -> Alert | None:
-    """The new alert, or None when the episode already had one open (the trigger is then appended to it).
+) -> Announcement | None:
+    """What subscribers must hear about, or None when the finding changed nothing they need to know.
 
     Runs inside the caller's transaction. The insert comes first, in a savepoint: the unique open key decides,
     so two transactions raising the same episode at once leave one alert, the later one appending its trigger.
     """
+    if await _already_judged(patient_id, finding, conn):
+        return None
     key = open_key(patient_id, finding.rule.id, finding.episode)
+    details = {**finding.details, "settings_version": settings_version}
     # Twice at most: the open alert we collided with may be resolved before we read it, freeing the key.
     for _ in range(2):
         try:
@@ -67,26 +98,60 @@ async def raise_alert(
                     episode=finding.episode,
                     open_key=key,
                     triggers=[finding.trigger.as_json(now)],
-                    details={**finding.details, "settings_version": settings_version},
+                    details=details,
                     raised_at=now,
                     updated_at=now,
                     using_db=conn,
                 )
                 await AlertEvent.create(alert_id=alert.id, action="raised", at=now, using_db=conn)
-            return alert
+            return Announcement(alert, NoticeKind.RAISED)
         except IntegrityError:
             current = await Alert.filter(open_key=key).select_for_update().using_db(conn).first()
             if current is not None:
-                await _retrigger(current, finding.trigger, now, conn)
-                return None
+                return await _retrigger(current, finding.trigger, details, now, conn)
     return None
 
 
-async def _retrigger(alert: Alert, trigger: Trigger, now: datetime, conn: BaseDBAsyncClient) -> None:
-    # The same record seen again (an edited entry, a job's next pass) adds nothing.
-    if any(t.get("type") == trigger.type and t.get("id") == str(trigger.id) for t in alert.triggers):
-        return
+async def _already_judged(patient_id: UUID, finding: Finding, conn: BaseDBAsyncClient) -> bool:
+    # The clock's rules name the episode itself (the course) as their trigger: a nudge may come again.
+    by_record = finding.rule.source is not Source.CLOCK
+    if not (by_record or finding.rule.once_per_episode):
+        return False
+    # Triggers are JSON, so the match is made here, over the patient's alerts of this one rule: a handful, since
+    # each needs a clinician's resolve before the next can be raised.
+    rows = (
+        await Alert.filter(patient_id=patient_id, rule_id=finding.rule.id)
+        .using_db(conn)
+        .values("episode", "status", "triggers")
+    )
+    if by_record and any(finding.trigger.among(r["triggers"]) for r in rows):
+        return True
+    return finding.rule.once_per_episode and any(
+        r["episode"] == finding.episode and r["status"] == AlertStatus.RESOLVED for r in rows
+    )
+
+
+async def _retrigger(
+    alert: Alert, trigger: Trigger, details: dict[str, Any], now: datetime, conn: BaseDBAsyncClient
+) -> Announcement | None:
+    # The same record seen again by a concurrent transaction adds nothing.
+    if trigger.among(alert.triggers):
+        return None
     alert.triggers = [*alert.triggers, trigger.as_json(now)]
     alert.updated_at = now
+    if alert.status is AlertStatus.ACKNOWLEDGED and alert.severity in REOPENS:
+        return await _reopen(alert, details, now, conn)
     await alert.save(using_db=conn, update_fields=["triggers", "updated_at"])
     await AlertEvent.create(alert_id=alert.id, action="retriggered", at=now, using_db=conn)
+    return Announcement(alert, NoticeKind.RETRIGGERED) if alert.severity is Severity.CRITICAL else None
+
+
+async def _reopen(alert: Alert, details: dict[str, Any], now: datetime, conn: BaseDBAsyncClient) -> Announcement:
+    first = alert.details.get("first_raised_at", alert.raised_at.isoformat())
+    # The details describe the report that reopened it (item 9 now "nearly every day", not the earlier answer).
+    alert.details = {**details, "first_raised_at": first}
+    alert.status, alert.acknowledged_at, alert.acknowledged_by_id = AlertStatus.OPEN, None, None
+    alert.escalated_at, alert.raised_at = None, now
+    await alert.save(using_db=conn)
+    await AlertEvent.create(alert_id=alert.id, action="reopened", at=now, using_db=conn)
+    return Announcement(alert, NoticeKind.RAISED)

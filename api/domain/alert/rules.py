@@ -3,6 +3,9 @@
 Defaults come from research/domain.md §3.3 and need clinical sign-off. A rule's `version` is the version of its
 code (what it looks at and how it compares); a clinic changing a threshold does not change it: the clinic
 settings version in force is stored in the alert's details instead, so an alert names both.
+
+Critical rules are fixed: a clinic can neither switch them off nor move their thresholds (PHQ-9 item 9 ≥ 1, any
+red-flag symptom at any severity), since either would silence a suicide-risk or medical-emergency alert.
 """
 
 from __future__ import annotations
@@ -47,16 +50,27 @@ class Rule:
     source: Source
     summary: str
     params: Mapping[str, Param]
+    # A rule about the days after an infusion raises at most once per session: once a clinician resolved it, pain
+    # or symptoms that stay as they were that session are what was already judged, not news. The next session is
+    # a new episode.
+    once_per_episode: bool = False
 
     @property
     def may_disable(self) -> bool:
-        # A clinic may tune a safety rule but not switch it off: a silenced suicide-risk or medical-emergency
-        # alert fails the patient without anyone noticing.
+        # A silenced suicide-risk or medical-emergency alert fails the patient without anyone noticing.
+        return self.severity is not Severity.CRITICAL
+
+    @property
+    def may_tune(self) -> bool:
+        # Raising a critical threshold silences it just as surely as switching it off (item 9 "nearly every day"
+        # only, chest pain only when severe).
         return self.severity is not Severity.CRITICAL
 
 
-def _rule(rule_id: str, severity: Severity, source: Source, summary: str, **params: Param) -> Rule:
-    return Rule(rule_id, 1, severity, source, summary, params)
+def _rule(
+    rule_id: str, severity: Severity, source: Source, summary: str, *, once: bool = False, **params: Param
+) -> Rule:
+    return Rule(rule_id, 1, severity, source, summary, params, once)
 
 
 SEVERITY = Param(1, 1, 3, "lowest side-effect severity that counts (1 mild, 2 moderate, 3 severe)")
@@ -83,6 +97,7 @@ RULES: Mapping[str, Rule] = {
             Severity.HIGH,
             Source.ENTRY,
             "hallucinations or dissociation still reported long after the last infusion ended",
+            once=True,
             hours=Param(24, 1, 24 * 14, "hours after the end of the latest completed session"),
             min_severity=SEVERITY,
         ),
@@ -112,6 +127,7 @@ RULES: Mapping[str, Rule] = {
             Severity.MEDIUM,
             Source.ENTRY,
             "daily average pain well above the post-infusion low on consecutive days",
+            once=True,
             days=Param(3, 1, 14, "consecutive local days with data, each above the low"),
             points=Param(2, 1, 10, "NRS points above the post-infusion low"),
             percent=Param(30, 1, 100, "percent above the post-infusion low (only when the low is above 0)"),
@@ -151,7 +167,8 @@ class Thresholds:
 
     def of(self, rule_id: str) -> Setting:
         rule = RULES[rule_id]
-        own = self.overrides.get(rule_id, {})
+        # A critical threshold stored before it was fixed is ignored rather than trusted.
+        own = self.overrides.get(rule_id, {}) if rule.may_tune else {}
         params = {name: int(own.get(name, p.default)) for name, p in rule.params.items()}
         return Setting(rule, bool(own.get(ENABLED, True)), params)
 
@@ -186,6 +203,12 @@ def _checked(rule: Rule, name: object, value: object) -> int | bool:
     if param is None:
         known = ", ".join([*rule.params, ENABLED])
         raise BadInput(FIELD, f"{rule.id} has no parameter {name!r}; it has: {known}")
+    if not rule.may_tune:
+        raise BadInput(
+            FIELD,
+            f"{where} is fixed at {param.default}: a critical safety rule's threshold cannot be changed, "
+            "since a higher one would silence it",
+        )
     # bool is an int in Python, but `true` is not a threshold.
     if isinstance(value, bool) or not isinstance(value, int) or not param.low <= value <= param.high:
         raise BadInput(FIELD, f"{where} must be a whole number from {param.low} to {param.high}")
@@ -213,12 +236,12 @@ def score_at_least(score: int | None, minimum: int) -> dict[str, Any] | None:
     return {"score": score, "min_score": minimum}
 
 
-def rebound(by_date: Mapping[date, float], setting: Setting, latest: date) -> dict[str, Any] | None:
-    """Loss of response: the last `days` local days with data are consecutive, end on `latest`, and each is at
-    least `points` above the lowest day (the nadir) or `percent` above it. `by_date` holds only days since the
-    session."""
+def rebound(by_date: Mapping[date, float], setting: Setting) -> dict[str, Any] | None:
+    """Loss of response: the last `days` local days with data (ending on the newest, whichever entry arrived last:
+    an offline phone may sync an older day after newer ones) are consecutive, and each is at least `points` above
+    the lowest day (the nadir) or `percent` above it. `by_date` holds only days since the session."""
     days = sorted(by_date)
-    if len(days) <= setting["days"] or days[-1] != latest:
+    if len(days) <= setting["days"]:
         return None
     tail = days[-setting["days"] :]
     # Distinct sorted dates are consecutive exactly when they span one day fewer than their count.

@@ -1,6 +1,7 @@
 """Raising, listing, acknowledging, resolving and escalating alerts.
 
-State machine: OPEN → ACKNOWLEDGED → RESOLVED, or OPEN → RESOLVED. Repeating an action (acknowledging an
+State machine: OPEN → ACKNOWLEDGED → RESOLVED, or OPEN → RESOLVED; a new trigger of a critical or high alert
+takes it from ACKNOWLEDGED back to OPEN (see raising.py). Repeating an action (acknowledging an
 acknowledged alert, resolving a resolved one) or acknowledging a resolved alert is a CONFLICT: two clinicians
 acting on one alert at once learn that someone else already did, and no note is silently dropped.
 """
@@ -8,7 +9,7 @@ acting on one alert at once learn that someone else already did, and no note is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -21,9 +22,9 @@ from api.domain.actor import Actor
 from api.domain.alert import settings as clinic_settings
 from api.domain.alert import timed
 from api.domain.alert.broker import AlertBroker, AlertNotice, NoticeKind
-from api.domain.alert.evaluate import entry_findings, response_findings
+from api.domain.alert.evaluate import READ_FROM_ENTRY, entry_findings, response_findings
 from api.domain.alert.models import Alert, AlertEvent, AlertStatus, Severity
-from api.domain.alert.raising import Finding, raise_alert
+from api.domain.alert.raising import Announcement, Finding, raise_alert
 from api.domain.alert.settings import ClinicSettings, SettingsChange
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import BadInput, Conflict, NotFound
@@ -36,7 +37,8 @@ log = logging.getLogger("interlude.alerts")
 
 MAX_NOTE = 2000
 LIFECYCLE = {
-    action: rank for rank, action in enumerate(("raised", "retriggered", "acknowledged", "escalated", "resolved"))
+    action: rank
+    for rank, action in enumerate(("raised", "retriggered", "acknowledged", "escalated", "reopened", "resolved"))
 }
 AUDIT_ACTION = {"acknowledged": "alert.acknowledge", "resolved": "alert.resolve"}
 
@@ -55,30 +57,53 @@ class AlertFilter:
     escalated: bool | None = None
 
 
+class Announced(list[Alert]):
+    """The alerts one record raised, reopened or retriggered, each with the notice it is owed. A plain list of
+    alerts to the callers, who keep it through their transaction and hand it to `publish` after the commit."""
+
+    def __init__(self, announcements: Sequence[Announcement] = ()) -> None:
+        super().__init__(a.alert for a in announcements)
+        self.kinds = {a.alert.id: a.kind for a in announcements}
+
+
 class AlertService:
     def __init__(self, policy: AlertPolicy, broker: AlertBroker) -> None:
         self.policy = policy
         self.broker = broker
 
     async def on_entry(
-        self, patient: Patient, entry: DiaryEntry, *, now: datetime, using_db: BaseDBAsyncClient
-    ) -> list[Alert]:
-        """Rules that read diary entries, in the transaction that stored `entry`. Publish after commit."""
+        self,
+        patient: Patient,
+        entry: DiaryEntry,
+        *,
+        now: datetime,
+        using_db: BaseDBAsyncClient,
+        changed: Collection[str] | None = None,
+    ) -> Announced:
+        """Rules that read diary entries, in the transaction that stored `entry`. Publish after commit.
+
+        `changed`: for an edit, the fields it changed. An edit of nothing a rule reads (mood, a note) runs no rule,
+        so it cannot raise what the entry as first stored did not (a threshold lowered since, say)."""
+        if changed is not None and not READ_FROM_ENTRY & set(changed):
+            return Announced()
         rules = await clinic_settings.thresholds(patient.clinic_id, using_db)
         return await self._raise(patient, await entry_findings(entry, rules, using_db), rules.version, now, using_db)
 
     async def on_response(
         self, patient: Patient, response: QuestionnaireResponse, *, now: datetime, using_db: BaseDBAsyncClient
-    ) -> list[Alert]:
+    ) -> Announced:
         """Rules that read questionnaire responses, in the transaction that stored `response`."""
         rules = await clinic_settings.thresholds(patient.clinic_id, using_db)
         return await self._raise(patient, response_findings(response, rules), rules.version, now, using_db)
 
     async def publish(self, alerts: Sequence[Alert], kind: NoticeKind = NoticeKind.RAISED) -> None:
-        """After commit: tell subscribers (every replica's) that these alerts were raised or escalated."""
+        """After commit: tell subscribers (every replica's) that these alerts were raised or escalated; alerts
+        from on_entry/on_response carry their own kind (a reopened alert is raised again, a critical one that
+        was open is RETRIGGERED)."""
+        kinds = alerts.kinds if isinstance(alerts, Announced) else {}
         for alert in alerts:
             try:
-                await self.broker.publish(AlertNotice(alert.id, alert.clinic_id, kind))
+                await self.broker.publish(AlertNotice(alert.id, alert.clinic_id, kinds.get(alert.id, kind)))
             except Exception as exc:
                 # The alert is committed and listed; a lost notice must not fail the patient's write that raised it.
                 log.error("alert.publish_failed", extra={"alert_id": str(alert.id), "error": type(exc).__name__})
@@ -172,15 +197,15 @@ class AlertService:
 
     async def _raise(
         self, patient: Patient, findings: list[Finding], version: int, now: datetime, conn: BaseDBAsyncClient
-    ) -> list[Alert]:
-        raised = []
+    ) -> Announced:
+        announced = []
         for finding in findings:
-            alert = await raise_alert(
+            done = await raise_alert(
                 patient.clinic_id, patient.id, finding, settings_version=version, now=now, conn=conn
             )
-            if alert is not None:
-                raised.append(alert)
-        return raised
+            if done is not None:
+                announced.append(done)
+        return Announced(announced)
 
     async def _patient(self, actor: Actor, patient_id: UUID) -> Patient:
         try:

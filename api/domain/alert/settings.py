@@ -1,4 +1,9 @@
-"""Each clinic's alert settings: rule thresholds, the escalation delay and the crisis message, versioned."""
+"""Each clinic's alert settings: rule thresholds, the escalation delay and the crisis message, versioned.
+
+A change names the version it was made from, and is refused (CONFLICT on `version`) when the settings moved on
+since: `thresholds` is the whole set of overrides, so without the check an admin saving an older copy would wipe
+another admin's threshold without either of them knowing.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ MAX_CRISIS_MESSAGE = 2000
 class SettingsChange:
     """None leaves a value as it is. `thresholds` replaces every override ({} restores the defaults)."""
 
+    # The settings version the change was made from (0: the defaults, never saved).
+    version: int
     # As the caller sent it: checked by validate_overrides, which names what is wrong.
     thresholds: object | None = None
     escalation_minutes: int | None = None
@@ -68,6 +75,11 @@ async def update(
         async with in_transaction() as conn:
             row = await ClinicAlertSettings.filter(clinic_id=actor.clinic_id).select_for_update().using_db(conn).first()
             row = row or ClinicAlertSettings(clinic_id=actor.clinic_id, version=0, updated_at=now)
+            if change.version != row.version:
+                raise Conflict(
+                    f"alert settings are at version {row.version}, not {change.version}: read them again",
+                    field="version",
+                )
             changed = {k: v for k, v in values.items() if getattr(row, k) != v}
             if changed:
                 for name, value in changed.items():
@@ -79,7 +91,7 @@ async def update(
                 await audit.record(actor, "alert.settings_update", [], now=now, write=True, using_db=conn)
     except IntegrityError as exc:
         # Another admin created the clinic's first settings at the same moment.
-        raise Conflict("alert settings were changed at the same time; try again") from exc
+        raise Conflict("alert settings were changed at the same time; read them again", field="version") from exc
     # A clinic that never saved settings runs on the defaults (version 0).
     return _view(row if row.version else None, delay, message)
 

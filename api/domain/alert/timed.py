@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
+from api.domain.account.models import Account
 from api.domain.actor import Actor, Role
 from api.domain.alert.models import Alert, AlertEvent, AlertStatus, ClinicAlertSettings, Severity
 from api.domain.alert.raising import Finding, Trigger, open_key, raise_alert
@@ -45,6 +47,8 @@ async def missed_diary(actor: Actor, *, now: datetime) -> MissedDiaryReport:
     rules = await thresholds(actor.clinic_id)
     report = MissedDiaryReport(raised=[])
     if not rules.of(MISSED_DIARY).enabled:
+        # The clinic no longer wants these nudges: the open ones go too, or they would stay open for good.
+        report.resolved = await _resolve_lapsed(actor.clinic_id, set(), now, note="rule disabled by the clinic")
         return report
     cutoff = now - timedelta(days=rules.of(MISSED_DIARY)["days"])
     lapsed: set[str] = set()
@@ -80,11 +84,11 @@ async def _nudge(
         details = {"days": setting["days"], "last_entry_at": last.isoformat() if last else None}
         finding = Finding(setting.rule, episode, Trigger("TreatmentCourse", course.id), details)
         async with in_transaction() as conn:
-            alert = await raise_alert(
+            raised = await raise_alert(
                 clinic_id, course.patient_id, finding, settings_version=rules.version, now=now, conn=conn
             )
-        if alert is not None:
-            report.raised.append(alert)
+        if raised is not None:
+            report.raised.append(raised.alert)
     return {f"course:{c.id}" for c in quiet}
 
 
@@ -117,7 +121,7 @@ async def _latest_entries(patient_ids: list[UUID]) -> dict[UUID, datetime]:
     return {r["patient_id"]: r["latest"] for r in rows}
 
 
-async def _resolve_lapsed(clinic_id: UUID, lapsed: set[str], now: datetime) -> int:
+async def _resolve_lapsed(clinic_id: UUID, lapsed: set[str], now: datetime, *, note: str = "diary resumed") -> int:
     resolved = 0
     async with in_transaction() as conn:
         still_open = Alert.filter(clinic_id=clinic_id, rule_id=MISSED_DIARY, open_key__isnull=False)
@@ -126,13 +130,15 @@ async def _resolve_lapsed(clinic_id: UUID, lapsed: set[str], now: datetime) -> i
                 continue
             alert.status, alert.open_key, alert.resolved_at, alert.updated_at = AlertStatus.RESOLVED, None, now, now
             await alert.save(using_db=conn, update_fields=["status", "open_key", "resolved_at", "updated_at"])
-            await AlertEvent.create(alert_id=alert.id, action="resolved", note="diary resumed", at=now, using_db=conn)
+            await AlertEvent.create(alert_id=alert.id, action="resolved", note=note, at=now, using_db=conn)
             resolved += 1
     return resolved
 
 
 async def escalate_due(default_delay: timedelta, *, now: datetime) -> list[Alert]:
-    """Open critical alerts nobody acknowledged within their clinic's delay, marked escalated (once each)."""
+    """Open critical alerts nobody acknowledged within their clinic's delay (counted from the raise, or from the
+    reopening), marked escalated (once each) to the clinic's active admins: their account ids are kept in
+    details.escalated_to and in the event's note."""
     due = Q(status=AlertStatus.OPEN, severity=Severity.CRITICAL, escalated_at=None) & await _past_delay(
         default_delay, now
     )
@@ -146,13 +152,33 @@ async def escalate_due(default_delay: timedelta, *, now: datetime) -> list[Alert
                 .select_for_update(skip_locked=True)
                 .using_db(conn)
             )
+            admins = await _admins({a.clinic_id for a in batch}, conn) if batch else {}
             for alert in batch:
+                to = admins.get(alert.clinic_id, [])
+                if not to:
+                    # Still escalated: the mark and the notice are the record that nobody answered in time.
+                    log.warning(
+                        "alert.escalation_no_admin",
+                        extra={"alert_id": str(alert.id), "clinic_id": str(alert.clinic_id)},
+                    )
                 alert.escalated_at, alert.updated_at = now, now
-                await alert.save(using_db=conn, update_fields=["escalated_at", "updated_at"])
-                await AlertEvent.create(alert_id=alert.id, action="escalated", at=now, using_db=conn)
+                alert.details = {**alert.details, "escalated_to": to}
+                await alert.save(using_db=conn, update_fields=["escalated_at", "updated_at", "details"])
+                note = f"escalated to {', '.join(to)}" if to else "no admin account to escalate to"
+                await AlertEvent.create(alert_id=alert.id, action="escalated", note=note, at=now, using_db=conn)
         escalated += batch
         if len(batch) < BATCH:
             return escalated
+
+
+async def _admins(clinic_ids: set[UUID], conn: BaseDBAsyncClient) -> dict[UUID, list[str]]:
+    """The active admin account ids of each clinic, sorted."""
+    query = Account.filter(clinic_id__in=list(clinic_ids), role=Role.ADMIN, is_active=True).using_db(conn)
+    rows = await query.values_list("clinic_id", "id")
+    by_clinic: dict[UUID, list[str]] = {}
+    for clinic_id, account_id in sorted(rows, key=lambda r: str(r[1])):
+        by_clinic.setdefault(UUID(str(clinic_id)), []).append(str(account_id))
+    return by_clinic
 
 
 async def _past_delay(default_delay: timedelta, now: datetime) -> Q:

@@ -150,8 +150,8 @@ class DiaryService:
             entry.version += 1
             entry.updated_at = now
             await entry.save(using_db=conn)
-            # An edit may add a symptom or change the pain that a rule reads.
-            raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn)
+            # An edit may add a symptom or change the pain that a rule reads (the rules skip any other edit).
+            raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn, changed=changed.keys())
         await self.alerts.publish(raised)
         return entry
 

@@ -6,6 +6,8 @@ Choices a recipient should know (research/domain.md §5):
 - A deleted diary entry or questionnaire response is exported with status `entered-in-error`, not left out: a
   recipient that imported it earlier learns that it was withdrawn. An edited entry is `amended`.
 - Resource ids are stable across exports: an Observation's id is derived from its entry's id and the measure.
+- A side effect reported at severity 0 means "not present": no Observation. One would read as a finding of the
+  symptom to a recipient that looks at the code and not at the severity component.
 - A completed session is a Procedure; with a recorded dose (clinical exports only) also a MedicationAdministration
   of ketamine `partOf` it. A scheduled or cancelled session is an Appointment (booked / cancelled).
 - Dose and clinician notes are clinic-side data: the patient's own export leaves them out, as the API does.
@@ -78,7 +80,9 @@ def diary_observations(entry: DiaryEntry) -> list[Resource]:
         regions = [_region_component(r) for r in entry.pain_locations]
         out.append(made("pain-locations", _concept("pain-locations", "Where it hurts", None), {"component": regions}))
     out.extend(
-        made(f"side-effect-{e['code']}", _side_effect_concept(e["code"]), _severity(e)) for e in entry.side_effects
+        made(f"side-effect-{e['code']}", _side_effect_concept(e["code"]), _severity(e))
+        for e in entry.side_effects
+        if e["severity"] > 0
     )
     if entry.rescue_medication is not None:
         concept = _concept("rescue-medication", "Took rescue medication", None)

@@ -7,8 +7,13 @@ Who may export what:
 
 Audit: one event per export, written before any data leaves. A patient's own export is recorded too (the audit
 service records staff only): a stolen patient token that downloads the record must show in the trail. A clinic-wide
-export writes one `export.bulk` / `export.csv` event with no patient and no subject rows: it covers every patient of
-the clinic at that time, and listing 10,000 ids per download would make the trail the bulk of the database.
+export writes one `export.bulk` / `export.csv` event with every exported patient as a subject, so the trail of each
+patient (`auditEvents(patientId:)`) shows that their record left in it. The subjects are written before streaming
+starts, in the event's transaction, from the patient id list read in keyset batches: memory stays flat, and the event
+is complete even if the client disconnects after the first line. The stream then covers exactly the patients that
+were attributed: exportable ones created at or before the export's `now` (a patient registered while the export
+runs is in neither). The one gap left is a registration whose transaction commits between the subject list and the
+stream with a `created_at` before `now`: a window of one insert's commit.
 
 Streams are opened in two steps: the awaited call checks access and writes the audit event (so a refusal is an
 ordinary error response), then the returned iterator reads keyset batches of `batch_size` rows, so memory stays flat
@@ -18,7 +23,7 @@ however many rows the clinic has.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -55,7 +60,7 @@ class ExportService:
     ) -> fhir.Resource:
         """A searchset Bundle of everything held on the patient. `base_url` is the FHIR base the ids resolve under."""
         patient = await reachable_patient(actor, patient_id)
-        await _audit(actor, "export.fhir", [patient.id], now=now)
+        await _audit(actor, "export.fhir", patient.id, now=now)
         entries = await DiaryEntry.filter(patient_id=patient.id).order_by("recorded_at", "id")
         responses = await QuestionnaireResponse.filter(patient_id=patient.id).order_by("authored_at", "id")
         sessions = await InfusionSession.filter(patient_id=patient.id).order_by("starts_at", "id")
@@ -66,8 +71,8 @@ class ExportService:
     async def clinic_ndjson(self, actor: Actor, *, now: datetime) -> AsyncIterator[str]:
         """Every live patient of the clinic and their records, one FHIR resource per line."""
         require_admin(actor)
-        await _audit(actor, "export.bulk", [], now=now)
-        return self._ndjson(actor.clinic_id)
+        await self._audit_clinic(actor, "export.bulk", now=now)
+        return self._ndjson(actor.clinic_id, now)
 
     async def diary_csv(self, actor: Actor, patient_id: UUID | None, *, now: datetime) -> AsyncIterator[str]:
         """One patient's live diary entries as CSV lines (header first); without a patient, the whole clinic's.
@@ -76,31 +81,35 @@ class ExportService:
             patient_id = actor.patient_id
         if patient_id is None:
             require_admin(actor)
-            await _audit(actor, "export.csv", [], now=now)
-            query = DiaryEntry.filter(clinic_id=actor.clinic_id, patient__status__in=EXPORTABLE)
-            return self._csv(query.filter(deleted_at=None), {})
+            await self._audit_clinic(actor, "export.csv", now=now)
+            query = DiaryEntry.filter(_owned_by_exported(actor.clinic_id, now), deleted_at=None)
+            return self._csv(query, {})
         patient = await reachable_patient(actor, patient_id)
-        await _audit(actor, "export.csv", [patient.id], now=now)
+        await _audit(actor, "export.csv", patient.id, now=now)
         return self._csv(DiaryEntry.filter(patient_id=patient.id, deleted_at=None), {patient.id: patient.display_name})
 
-    async def _ndjson(self, clinic_id: UUID) -> AsyncIterator[str]:
-        patients = Patient.filter(clinic_id=clinic_id, status__in=EXPORTABLE)
-        async for patient_batch in self._batches(patients):
-            for patient in patient_batch:
-                yield _line(fhir.patient_resource(patient))
-        owned = Q(clinic_id=clinic_id, patient__status__in=EXPORTABLE)
-        async for entries in self._batches(DiaryEntry.filter(owned)):
-            for entry in entries:
-                for resource in fhir.diary_observations(entry):
-                    yield _line(resource)
-        async for responses in self._batches(QuestionnaireResponse.filter(owned)):
-            for response in responses:
-                for resource in fhir.questionnaire_resources(response):
-                    yield _line(resource)
-        async for sessions in self._batches(InfusionSession.filter(owned)):
-            for session in sessions:
-                for resource in fhir.session_resources(session, clinical=True):
-                    yield _line(resource)
+    async def _audit_clinic(self, actor: Actor, action: str, *, now: datetime) -> None:
+        """One event with every patient a clinic-wide export covers as a subject, all in one transaction."""
+        async with in_transaction() as conn:
+            event = await AuditEvent.create(using_db=conn, **_event_fields(actor, action, None, now))
+            ids = _exported_patients(actor.clinic_id, now).only("id").using_db(conn)
+            async for batch in self._batches(ids):
+                subjects = [AuditSubject(event_id=event.id, patient_id=p.id) for p in batch]
+                await AuditSubject.bulk_create(subjects, using_db=conn)
+
+    async def _ndjson(self, clinic_id: UUID, now: datetime) -> AsyncIterator[str]:
+        async for patient in self._rows(_exported_patients(clinic_id, now)):
+            yield _line(fhir.patient_resource(patient))
+        owned = _owned_by_exported(clinic_id, now)
+        async for entry in self._rows(DiaryEntry.filter(owned)):
+            for resource in fhir.diary_observations(entry):
+                yield _line(resource)
+        async for response in self._rows(QuestionnaireResponse.filter(owned)):
+            for resource in fhir.questionnaire_resources(response):
+                yield _line(resource)
+        async for session in self._rows(InfusionSession.filter(owned)):
+            for resource in fhir.session_resources(session, clinical=True):
+                yield _line(resource)
 
     async def _csv(self, entries: QuerySet[DiaryEntry], names: dict[UUID, str]) -> AsyncIterator[str]:
         yield spreadsheet.to_lines([spreadsheet.HEADER])
@@ -108,6 +117,16 @@ class ExportService:
             await _learn_names(names, (e.patient_id for e in batch))
             for entry in batch:
                 yield spreadsheet.to_lines([spreadsheet.entry_row(entry, names[entry.patient_id])])
+            # Let go before the next batch is read (see _rows).
+            batch.clear()
+
+    async def _rows(self, query: QuerySet[M], key: str = "id") -> AsyncIterator[M]:
+        """The rows of `_batches` one by one, each let go once it is handed on: while the next batch is read, none
+        of the last one is still held here or by the caller, so memory is one batch, not two."""
+        async for batch in self._batches(query, key):
+            batch.reverse()
+            while batch:
+                yield batch.pop()
 
     async def _batches(self, query: QuerySet[M], key: str = "id") -> AsyncIterator[list[M]]:
         """Rows in (key, id) order, `batch_size` per query, each query starting after the last row seen: no
@@ -115,11 +134,21 @@ class ExportService:
         after = Q()
         while True:
             rows = await query.filter(after).order_by(key, "id").limit(self.batch_size)
-            if rows:
-                yield rows
             if len(rows) < self.batch_size:
+                if rows:
+                    yield rows
                 return
             after = _after(rows[-1], key)
+            yield rows
+
+
+def _exported_patients(clinic_id: UUID, now: datetime) -> QuerySet[Patient]:
+    return Patient.filter(clinic_id=clinic_id, status__in=EXPORTABLE, created_at__lte=now)
+
+
+def _owned_by_exported(clinic_id: UUID, now: datetime) -> Q:
+    """Rows of the patients `_exported_patients` lists: the same predicate, through the row's patient."""
+    return Q(clinic_id=clinic_id, patient__status__in=EXPORTABLE, patient__created_at__lte=now)
 
 
 def require_admin(actor: Actor) -> None:
@@ -146,22 +175,25 @@ def _line(resource: fhir.Resource) -> str:
     return json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-async def _audit(actor: Actor, action: str, patients: Sequence[UUID], *, now: datetime) -> None:
+async def _audit(actor: Actor, action: str, patient_id: UUID, *, now: datetime) -> None:
     if actor.is_staff:
         # write=True: every export is its own event, even after a read of the same patient in this request.
-        await audit.record(actor, action, patients, now=now, write=True)
+        await audit.record(actor, action, [patient_id], now=now, write=True)
         return
-    fields: dict[str, Any] = {
+    async with in_transaction() as conn:
+        event = await AuditEvent.create(using_db=conn, **_event_fields(actor, action, patient_id, now))
+        await AuditSubject.create(event_id=event.id, patient_id=patient_id, using_db=conn)
+
+
+def _event_fields(actor: Actor, action: str, patient_id: UUID | None, now: datetime) -> dict[str, Any]:
+    return {
         "clinic_id": actor.clinic_id,
         "actor_id": actor.account_id,
         "actor_role": actor.role.value,
         "action": action,
-        "patient_id": patients[0] if len(patients) == 1 else None,
+        "patient_id": patient_id,
         "operation": actor.meta.operation,
         "request_id": actor.meta.request_id or None,
         "ip": actor.meta.ip,
         "created_at": now,
     }
-    async with in_transaction() as conn:
-        event = await AuditEvent.create(using_db=conn, **fields)
-        await AuditSubject.bulk_create([AuditSubject(event_id=event.id, patient_id=p) for p in patients], using_db=conn)

@@ -1,8 +1,9 @@
 """Instrument definitions as data: loading, checking and looking them up by id and version.
 
 The built-in definitions live next to this module in `instruments/`; a deployment adds its own (a BPI the clinic
-holds a licence for, say) as JSON files in `INTERLUDE_INSTRUMENTS_DIR`, with no code change. A file that does not
-follow the format is refused at start-up with its name and the key at fault, never half-used.
+holds a licence for, say) as JSON files in `INTERLUDE_INSTRUMENTS_DIR`, with no code change. The directory serves the
+whole deployment, so a definition that needs a licence names the clinics holding it, and only they see and use it.
+A file that does not follow the format is refused at start-up with its name and the key at fault, never half-used.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 from api.domain.errors import BadInput
 
@@ -27,6 +29,8 @@ VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII)
 LOINC = re.compile(r"[0-9]{1,7}-[0-9]", re.ASCII)
 LOINC_ANSWER = re.compile(r"LA[0-9]{1,7}-[0-9]", re.ASCII)
 E = TypeVar("E", bound=StrEnum)
+# The crisis message and the self-harm alert hang on these: a PHQ-9 definition must keep them (check_whole).
+PHQ9, PHQ9_ITEM9, SELF_HARM = "phq9", "phq9_9", "self_harm"
 
 
 class DefinitionError(ValueError):
@@ -129,6 +133,8 @@ class Instrument:
     subscales: tuple[Subscale, ...] = ()
     bands: tuple[Band, ...] = ()
     flags: tuple[Flag, ...] = ()
+    # Licensed definitions only: the clinics that hold the licence.
+    clinics: frozenset[UUID] = frozenset()
     source: str = ""
     _by_id: dict[str, Item] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -137,6 +143,9 @@ class Instrument:
 
     def item(self, item_id: str) -> Item | None:
         return self._by_id.get(item_id)
+
+    def usable_by(self, clinic_id: UUID) -> bool:
+        return self.licence_free or clinic_id in self.clinics
 
     def band_for(self, score: float) -> str | None:
         label = None
@@ -170,18 +179,38 @@ class Registry:
         return cls([*built_in, *load_dir(extra_dir)] if extra_dir is not None else built_in)
 
     def get(self, instrument_id: str, version: str | None = None) -> Instrument:
-        versions = self._versions.get(instrument_id)
-        if not versions:
-            raise BadInput("instrument", f"there is no instrument {instrument_id!r}")
-        if version is None:
-            return versions[max(versions, key=version_key)]
-        if version not in versions:
-            raise BadInput("instrument", f"{instrument_id} has no version {version!r}")
-        return versions[version]
+        """Any clinic's definition: for reading responses already stored, never for offering one to a clinic."""
+        return _pick(instrument_id, self._versions.get(instrument_id, {}), version, "instrument")
 
-    def current(self) -> list[Instrument]:
-        """The current version of every instrument, by id."""
-        return [self.get(instrument_id) for instrument_id in sorted(self._versions)]
+    def for_clinic(
+        self, clinic_id: UUID, instrument_id: str, version: str | None = None, *, version_field: str = "instrument"
+    ) -> Instrument:
+        """A definition the clinic may use; one licensed to other clinics is refused as if it did not exist."""
+        return _pick(instrument_id, self._usable(clinic_id, instrument_id), version, version_field)
+
+    def current(self, clinic_id: UUID) -> list[Instrument]:
+        """The current version of every instrument the clinic may use, by id."""
+        return [
+            versions[max(versions, key=version_key)]
+            for instrument_id in sorted(self._versions)
+            if (versions := self._usable(clinic_id, instrument_id))
+        ]
+
+    def _usable(self, clinic_id: UUID, instrument_id: str) -> dict[str, Instrument]:
+        versions = self._versions.get(instrument_id, {})
+        return {version: i for version, i in versions.items() if i.usable_by(clinic_id)}
+
+
+def _pick(
+    instrument_id: str, versions: Mapping[str, Instrument], version: str | None, version_field: str
+) -> Instrument:
+    if not versions:
+        raise BadInput("instrument", f"there is no instrument {instrument_id!r}")
+    if version is None:
+        return versions[max(versions, key=version_key)]
+    if version not in versions:
+        raise BadInput(version_field, f"{instrument_id} has no version {version!r}")
+    return versions[version]
 
 
 _installed: Registry | None = None
@@ -201,7 +230,10 @@ def installed() -> Registry:
 
 
 def get_instrument(instrument_id: str, version: str | None = None) -> Instrument:
-    """An instrument by id, at `version` or its current one; BAD_USER_INPUT on `instrument` if there is none."""
+    """An instrument by id, at `version` or its current one, whichever clinic holds it: for reading stored responses.
+
+    BAD_USER_INPUT on `instrument` if there is none.
+    """
     return installed().get(instrument_id, version)
 
 
@@ -311,10 +343,30 @@ class _Parser:
         return instrument
 
     def licence(self, value: object) -> dict[str, Any]:
-        licence = self.mapping(value, "licence", {"free", "note"}, required={"free", "note"})
-        if not isinstance(licence["free"], bool):
-            raise self.fail("licence.free", "must be true or false")
-        return {"licence_free": licence["free"], "licence_note": self.as_str(licence["note"], "licence.note")}
+        licence = self.mapping(value, "licence", {"free", "note", "clinics"}, required={"free", "note"})
+        free = self.as_bool(licence["free"], "licence.free")
+        if free and "clinics" in licence:
+            raise self.fail("licence.clinics", "a free instrument is every clinic's: name clinics only under a licence")
+        if not free and "clinics" not in licence:
+            # INTERLUDE_INSTRUMENTS_DIR serves every clinic of the deployment, not only the one holding the licence.
+            raise self.fail("licence.clinics", "an instrument that needs a licence names the clinics that hold it")
+        return {
+            "licence_free": free,
+            "licence_note": self.as_str(licence["note"], "licence.note"),
+            "clinics": frozenset() if free else self.clinics(licence["clinics"]),
+        }
+
+    def clinics(self, value: object) -> frozenset[UUID]:
+        entries = self.as_list(value, "licence.clinics")
+        if not entries:
+            raise self.fail("licence.clinics", "must name at least one clinic")
+        clinics = set()
+        for i, entry in enumerate(entries):
+            try:
+                clinics.add(UUID(self.as_str(entry, f"licence.clinics[{i}]")))
+            except ValueError as exc:
+                raise self.fail(f"licence.clinics[{i}]", "must be a clinic id (a UUID)") from exc
+        return frozenset(clinics)
 
     def option_sets(self, value: object) -> dict[str, tuple[Option, ...]]:
         if not isinstance(value, dict):
@@ -493,6 +545,9 @@ class _Parser:
                 raise self.fail("scoring", f"a score above {MAX_SCORE} cannot be stored")
         if instrument.scoring.method in (Method.SUM, Method.MEAN) and not instrument.bands:
             raise self.fail("bands", "a scored instrument lists its bands, lowest first")
+        if instrument.id == PHQ9 and Flag(PHQ9_ITEM9, 1, SELF_HARM) not in instrument.flags:
+            # Without it a self-harm answer brings no crisis message and no alert, and nothing says so.
+            raise self.fail("flags", f"a {PHQ9} definition raises {SELF_HARM!r} from item {PHQ9_ITEM9!r} at min 1")
 
     @staticmethod
     def _item(instrument: Instrument, item_id: str) -> Item:

@@ -29,7 +29,7 @@ class QuestionnaireResponse(Model):
     answers: dict[str, int] = fields.JSONField()
     score = fields.SmallIntField(null=True)
     band = fields.CharField(max_length=32, null=True)
-    # Further computed values by name (subscales, flags such as "item9"), as the definition declares them.
+    # Further computed values by name (subscales, flags such as "self_harm"), as the definition declares them.
     derived: dict[str, Any] = fields.JSONField(default=dict)
     prompt_id = fields.UUIDField(null=True)
     # When the patient submitted it (the recall period ends here).

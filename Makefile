@@ -23,7 +23,7 @@ run: $(STAMP)
 ## Install and run the whole test suite on SQLite and PostgreSQL (starts the local PostgreSQL if it is down)
 test: $(STAMP)
 	@bash .ci/ensure-postgres
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -228,7 +228,8 @@ async def test_the_client_id_cannot_be_patched(gql: GraphQLClient, alice: Patien
     assert await stored() == before
 
 
-@pytest.mark.parametrize("entry_id", [str(uuid4()), "not-an-id", ""])
+# A fixed unknown id, not a random one: test ids must match in every pytest-xdist worker.
+@pytest.mark.parametrize("entry_id", ["3f8e0e1c-5b7a-4c55-9d1e-6a2b8c4d0e11", "not-an-id", ""])
 async def test_editing_an_entry_that_does_not_exist_is_not_found(
     gql: GraphQLClient, alice: PatientUser, logged: dict[str, Any], entry_id: str
 ) -> None:

@@ -6,7 +6,7 @@ import base64
 import json
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 import pytest_asyncio
@@ -193,6 +193,8 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
+# Fixed, not random: test ids must be the same in every process (pytest-xdist compares them).
+UNKNOWN_ID = "3f8e0e1c-5b7a-4c55-9d1e-6a2b8c4d0e11"
 GARBAGE_CURSORS = [
     "garbage",
     "",
@@ -203,13 +205,13 @@ GARBAGE_CURSORS = [
     b64(b"{}"),
     b64(b'["2026-11-26T10:00:00+00:00"]'),
     b64(b'["2026-11-26T10:00:00+00:00", "not-a-uuid"]'),
-    b64(json.dumps(["yesterday", str(uuid4())]).encode()),
-    b64(json.dumps([12345, str(uuid4())]).encode()),
-    b64(json.dumps([None, str(uuid4())]).encode()),
+    b64(json.dumps(["yesterday", UNKNOWN_ID]).encode()),
+    b64(json.dumps([12345, UNKNOWN_ID]).encode()),
+    b64(json.dumps([None, UNKNOWN_ID]).encode()),
     b64(json.dumps(["2026-11-26T10:00:00+00:00", 7]).encode()),
     # A well-formed cursor whose instant has no offset: not one this list ever hands out.
-    b64(json.dumps(["2026-11-26T10:00:00", str(uuid4())]).encode()),
-    b64(json.dumps(["0001-01-01T00:00:00+01:00", str(uuid4())]).encode()),
+    b64(json.dumps(["2026-11-26T10:00:00", UNKNOWN_ID]).encode()),
+    b64(json.dumps(["0001-01-01T00:00:00+01:00", UNKNOWN_ID]).encode()),
 ]
 
 

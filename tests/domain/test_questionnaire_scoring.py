@@ -487,3 +487,64 @@ def test_the_check_ins_ask_the_red_flag_symptoms_as_diary_side_effects(instrumen
     for item_id in RED_FLAGS:
         assert [o.code for o in items[item_id].options] == [0, 1, 2, 3]
         assert (items[item_id].required, items[item_id].scored) == (False, False)
+
+
+# A clinic holding a PROMIS licence adds a short form whose raw sum converts to a T-score by the published table.
+# The table here is the clinic's data, made up for the test: only the mechanism is under test.
+PROMIS_TABLE = {str(raw): 40.0 + (raw - 4) * 2.25 for raw in range(4, 21)}  # 4 → 40.0 … 20 → 76.0
+PROMIS: dict[str, Any] = {
+    "id": "promis_pi_4a",
+    "version": "1",
+    "title": "PROMIS Pain Interference 4a",
+    "licence": {"free": False, "note": "Used with HealthMeasures' permission.", "clinics": [str(LICENSEE)]},
+    "recall_period": "the past 7 days",
+    "recall_days": 7,
+    "loinc_panel": None,
+    "loinc_total": None,
+    "option_sets": {"one_to_five": [{"code": n, "label": str(n)} for n in range(1, 6)]},
+    "items": [{"id": f"pi_{n}", "text": f"item {n}", "options": "one_to_five"} for n in range(1, 5)],
+    "scoring": {"method": "sum", "table": PROMIS_TABLE},
+    "bands": [[0, "within normal limits"], [55, "mild"], [60, "moderate"], [70, "severe"]],
+}
+
+
+def test_a_clinic_adds_a_promis_form_scored_by_its_conversion_table(tmp_path: Path) -> None:
+    write(tmp_path, "promis.json", PROMIS)
+    promis = Registry.load(tmp_path).get("promis_pi_4a")
+    # Raw 3 + 4 + 2 + 4 = 13 → 40 + 9 × 2.25 = 60.25: reported as 60, moderate (≥ 60).
+    result = score(promis, check_answers(promis, [("pi_1", 3), ("pi_2", 4), ("pi_3", 2), ("pi_4", 4)]))
+    assert (result.score, result.band) == (60, "moderate")
+    assert result.derived == {"raw_score": 13, "score_exact": 60.25}
+    # Raw 12 → 58.0: mild; the band reads the converted score, not the raw sum.
+    result = score(promis, check_answers(promis, [("pi_1", 3), ("pi_2", 3), ("pi_3", 3), ("pi_4", 3)]))
+    assert (result.score, result.band, result.derived["raw_score"]) == (58, "mild", 12)
+
+
+def _table_without(raw: str) -> dict[str, float]:
+    return {k: v for k, v in PROMIS_TABLE.items() if k != raw}
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "message"),
+    [
+        (_table_without("11"), "scoring.table", "no converted score for the raw sum 11"),
+        ({**PROMIS_TABLE, "21": 80.0}, "scoring.table.21", "raw sums run from 4 to 20"),
+        ({**PROMIS_TABLE, "x": 80.0}, "scoring.table.x", "raw sums run from 4 to 20"),
+        ({**PROMIS_TABLE, "7": "high"}, "scoring.table.7", "must be a number"),
+        ([40.0, 42.0], "scoring.table", "must be an object"),
+    ],
+)
+def test_a_conversion_table_that_leaves_a_raw_sum_unscored_is_refused(
+    tmp_path: Path, table: object, key: str, message: str
+) -> None:
+    path = write(tmp_path, "promis.json", {**PROMIS, "scoring": {"method": "sum", "table": table}})
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value).startswith(f"{path}: {key}: ")
+    assert message in str(refused.value)
+
+
+def test_only_a_sum_converts_by_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "promis.json", {**PROMIS, "scoring": {"method": "mean", "table": PROMIS_TABLE}})
+    with pytest.raises(DefinitionError, match=rf"^{path}: scoring.table: converts a sum only$"):
+        Registry.load(tmp_path)

@@ -92,6 +92,8 @@ class Scale:
     items: tuple[str, ...] = ()
     # MEAN only: fewer answered items than this cannot be scored (BPI interference: 4 of 7).
     min_answered: int = 0
+    # SUM only, optional: the published conversion of each raw sum (PROMIS short forms: raw score → T-score).
+    table: Mapping[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -441,7 +443,7 @@ class _Parser:
         )
 
     def scale(self, value: object, key: str, items: Sequence[Item], *, main: bool) -> Scale:
-        keys = {"method", "items", "min_answered", *({"item"} if main else ())}
+        keys = {"method", "items", "min_answered", *({"item", "table"} if main else ())}
         raw = self.mapping(value, key, keys, required={"method"})
         method = self.choice(raw["method"], f"{key}.method", Method)
         by_id = {item.id: item for item in items}
@@ -458,11 +460,31 @@ class _Parser:
             optional = [i for i in scored if not by_id[i].required]
             if optional and main:
                 raise self.fail(f"{key}.items", f"a sum cannot include the optional item {optional[0]!r}")
-            return Scale(Method.SUM, scored, len(scored))
+            table = self.table(raw["table"], key, [by_id[i] for i in scored]) if "table" in raw else None
+            return Scale(Method.SUM, scored, len(scored), table)
+        if "table" in raw:
+            raise self.fail(f"{key}.table", "converts a sum only")
         least = self.optional_int(raw.get("min_answered"), f"{key}.min_answered", minimum=1)
         if least is not None and least > len(scored):
             raise self.fail(f"{key}.min_answered", f"is more than the {len(scored)} items scored")
         return Scale(Method.MEAN, scored, least or len(scored))
+
+    def table(self, value: object, key: str, scored: Sequence[Item]) -> dict[int, float]:
+        """Every raw sum the items can give, mapped to its converted score: a gap would leave an answer unscored."""
+        if not isinstance(value, dict):
+            raise self.fail(f"{key}.table", "must be an object of raw sum → converted score")
+        raw: dict[str, Any] = value
+        lowest = sum(min(o.code for o in item.options) for item in scored)
+        highest = sum(max(o.code for o in item.options) for item in scored)
+        table: dict[int, float] = {}
+        for text, converted in raw.items():
+            if not text.lstrip("-").isdigit() or not lowest <= int(text) <= highest:
+                raise self.fail(f"{key}.table.{text}", f"raw sums run from {lowest} to {highest}")
+            table[int(text)] = self.number(converted, f"{key}.table.{text}")
+        missing = [n for n in range(lowest, highest + 1) if n not in table]
+        if missing:
+            raise self.fail(f"{key}.table", f"has no converted score for the raw sum {missing[0]}")
+        return table
 
     def answer_scale(self, raw: Mapping[str, Any], key: str, by_id: Mapping[str, Item]) -> Scale:
         item_id = self.as_str(raw.get("item"), f"{key}.item")
@@ -535,12 +557,14 @@ class _Parser:
         # Flags and subscales share the response's `derived` object.
         names = [f.flag for f in instrument.flags] + [s.id for s in instrument.subscales]
         for name in names:
-            if names.count(name) > 1 or name == "score_exact":
+            if names.count(name) > 1 or name in ("score_exact", "raw_score"):
                 raise self.fail("flags", f"{name!r} names two derived values")
         if instrument.answered_by is AnsweredBy.DIARY and instrument.scoring.method is not Method.NONE:
             raise self.fail("scoring", "a diary check-in is not scored here: use 'none'")
         if instrument.scoring.method is Method.SUM:
             highest = sum(max(o.code for o in self._item(instrument, i).options) for i in instrument.scoring.items)
+            if instrument.scoring.table is not None:
+                highest = max(highest, int(max(instrument.scoring.table.values())) + 1)
             if highest > MAX_SCORE:
                 raise self.fail("scoring", f"a score above {MAX_SCORE} cannot be stored")
         if instrument.scoring.method in (Method.SUM, Method.MEAN) and not instrument.bands:

@@ -72,6 +72,11 @@ def score(instrument: Instrument, answers: Mapping[str, int]) -> Scored:
     assert value is not None  # noqa: S101 -- check_answers refused too few answers
     if scoring.method is Method.MEAN:
         derived["score_exact"] = float(value)
+    if scoring.table is not None:
+        # The raw sum is kept; the score and its band are the published conversion (a PROMIS T-score).
+        derived["raw_score"] = int(value)
+        value = Decimal(str(scoring.table[int(value)]))
+        derived["score_exact"] = float(value)
     rounded = int(value.quantize(Decimal(1), ROUND_HALF_UP))
     return Scored(rounded, instrument.band_for(float(value)), derived)
 

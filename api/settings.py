@@ -6,6 +6,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,6 +102,17 @@ class Settings(BaseSettings):
         if value not in RULES:
             raise ValueError(f"unknown rule; known rules: {', '.join(sorted(RULES))}")
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        # Links in FHIR bundles are built from it: a bare host name would yield links no client can follow.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://api.clinic.example")
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -80,12 +80,22 @@ def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw:
         ("INTERLUDE_ACCESS_TOKEN_MINUTES", "0"),
         ("INTERLUDE_LOG_LEVEL", "chatty"),
         ("INTERLUDE_CORS_ORIGINS", '["unclosed"'),
+        ("INTERLUDE_PUBLIC_BASE_URL", "api.clinic.example"),
+        ("INTERLUDE_PUBLIC_BASE_URL", "ftp://api.clinic.example"),
+        ("INTERLUDE_PUBLIC_BASE_URL", "https://"),
+        ("INTERLUDE_PUBLIC_BASE_URL", "https://api.clinic.example/?x=1"),
+        ("INTERLUDE_OUTCOME_RETURN_RULE", "rolling31.v1"),
     ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_public_base_url_is_kept_without_a_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLUDE_PUBLIC_BASE_URL", "https://api.clinic.example/interlude/")
+    assert Settings().public_base_url == "https://api.clinic.example/interlude"
 
 
 @pytest.mark.parametrize("secret", [DEFAULT_SECRET_KEY, "", "short", "s" * (MIN_SECRET_KEY_LENGTH - 1)])

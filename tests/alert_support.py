@@ -80,6 +80,7 @@ async def respond(
     *,
     score: int | None,
     answers: dict[str, int] | None = None,
+    derived: dict[str, Any] | None = None,
     now: datetime,
 ) -> Announced:
     """A stored response run through the rules in its own transaction, as the questionnaire service does."""
@@ -93,6 +94,7 @@ async def respond(
             instrument_version="1",
             answers=answers or {},
             score=score,
+            derived=derived or {},
             authored_at=now,
             utc_offset_minutes=-300,
             created_at=now,

@@ -79,7 +79,7 @@ class AlertMutation:
 
     @strawberry.mutation(
         description="Closes an open or acknowledged alert; a new report then raises a new one "
-        "(rules about the days after an infusion: once per session)."
+        "(loss of response: once per session)."
     )
     async def resolve_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> Alert:
         ctx = info.context

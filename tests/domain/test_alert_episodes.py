@@ -1,21 +1,28 @@
 """One open alert per (patient, rule, episode): retriggers append, a new report reopens an acknowledged critical or
-high alert, a resolved episode starts again (once per session for the post-infusion rules), a record already
-judged raises nothing, concurrent raises leave one alert, and subscribers hear what is news."""
+high alert, a resolved episode starts again (once per session for the pain trend), a record already judged
+raises nothing unless an edit makes it worse, concurrent raises leave one alert, and subscribers hear what is news."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 import pytest_asyncio
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from api.domain.alert import raising
 from api.domain.alert.broker import AlertNotice, LocalBroker, NoticeKind
+from api.domain.alert.evaluate import entry_findings
 from api.domain.alert.models import Alert, AlertEvent, AlertStatus
+from api.domain.alert.raising import Finding
 from api.domain.alert.service import AlertService
+from api.domain.alert.settings import thresholds
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.validation import DiaryInput
 from api.domain.services import Services
@@ -280,8 +287,9 @@ async def test_editing_the_entry_of_a_resolved_alert_raises_nothing_a_new_red_fl
     await services.alerts.resolve(w.clinician.actor, alert.id, "seen in clinic", now=now)
     edit = services.diary.update
     await edit(w.alice.actor, chest.id, {"mood": 2}, expected_version=None, now=now)
-    # The rules read side effects, so this one runs them; the entry is the resolved alert's own trigger.
-    await edit(w.alice.actor, chest.id, {"side_effects": effects(CHEST_PAIN=2)}, expected_version=None, now=now)
+    # The rules read side effects, so this one runs them; the red flag is the one the resolved alert judged.
+    patch = {"side_effects": effects(CHEST_PAIN=1, NAUSEA=2)}
+    await edit(w.alice.actor, chest.id, patch, expected_version=None, now=now)
     assert [a.id for a in await alerts_of(w.alice)] == [alert.id]
 
     await edit(
@@ -291,6 +299,77 @@ async def test_editing_the_entry_of_a_resolved_alert_raises_nothing_a_new_red_fl
     [new] = [a for a in await alerts_of(w.alice) if a.id != alert.id]
     assert old.status is AlertStatus.RESOLVED
     assert (new.status, [t["id"] for t in new.triggers]) == (AlertStatus.OPEN, [str(plain.id)])
+
+
+async def edit_symptoms(services: Services, w: Ward, entry: DiaryEntry, at: datetime, **severity: int) -> None:
+    await services.diary.update(
+        w.alice.actor, entry.id, {"side_effects": effects(**severity)}, expected_version=None, now=at
+    )
+
+
+@pytest.mark.parametrize(
+    ("worse", "symptoms"),
+    [
+        ({"CHEST_PAIN": 1, "LOSS_OF_CONSCIOUSNESS": 3}, ["CHEST_PAIN", "LOSS_OF_CONSCIOUSNESS"]),
+        ({"CHEST_PAIN": 2}, ["CHEST_PAIN"]),
+    ],
+    ids=["a new red flag", "a higher severity"],
+)
+async def test_an_edit_that_makes_the_entry_of_a_resolved_alert_worse_raises_a_new_alert(
+    factory: Factory, services: Services, w: Ward, now: datetime, *, worse: dict[str, int], symptoms: list[str]
+) -> None:
+    chest = await log(factory, w.alice, now - timedelta(hours=3), side_effects=effects(CHEST_PAIN=1))
+    [old] = await alerts_of(w.alice)
+    await services.alerts.resolve(w.clinician.actor, old.id, "seen in clinic", now=now)
+    later = now + timedelta(minutes=10)
+    await edit_symptoms(services, w, chest, later, **worse)
+    [resolved, new] = await alerts_of(w.alice)
+    assert (resolved.id, resolved.status, len(resolved.triggers)) == (old.id, AlertStatus.RESOLVED, 1)
+    assert (new.status, new.raised_at, new.details["symptoms"]) == (AlertStatus.OPEN, later, symptoms)
+    assert new.triggers == [{"type": "DiaryEntry", "id": str(chest.id), "at": later.isoformat(), "seen": worse}]
+    # Saving the same report again, or a milder one, is what the new alert already covers.
+    await edit_symptoms(services, w, chest, later + timedelta(minutes=1), **worse, NAUSEA=1)
+    await edit_symptoms(services, w, chest, later + timedelta(minutes=2), CHEST_PAIN=1)
+    assert [a.id for a in await alerts_of(w.alice)] == [old.id, new.id]
+    assert len((await Alert.get(id=new.id)).triggers) == 1
+
+
+async def test_an_edit_that_adds_a_red_flag_reopens_the_acknowledged_alert_of_that_entry(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    chest = await log(factory, w.alice, now - timedelta(hours=3), side_effects=effects(CHEST_PAIN=1))
+    [alert] = await alerts_of(w.alice)
+    await services.alerts.acknowledge(w.clinician.actor, alert.id, None, now=now)
+    await edit_symptoms(services, w, chest, now + timedelta(minutes=1), CHEST_PAIN=1, NAUSEA=3)
+    assert (await Alert.get(id=alert.id)).status is AlertStatus.ACKNOWLEDGED
+    later = now + timedelta(minutes=5)
+    await edit_symptoms(services, w, chest, later, CHEST_PAIN=1, LOSS_OF_CONSCIOUSNESS=3)
+    [same] = await alerts_of(w.alice)
+    assert (same.id, same.status, same.raised_at, same.acknowledged_at) == (alert.id, AlertStatus.OPEN, later, None)
+    assert same.details["symptoms"] == ["CHEST_PAIN", "LOSS_OF_CONSCIOUSNESS"]
+    assert [t["seen"] for t in same.triggers] == [{"CHEST_PAIN": 1}, {"CHEST_PAIN": 1, "LOSS_OF_CONSCIOUSNESS": 3}]
+    assert await actions(alert.id) == ["raised", "acknowledged", "reopened"]
+
+
+async def test_an_edit_that_raises_a_severity_on_an_open_critical_alert_is_announced_a_resave_is_not(
+    factory: Factory, services: Services, w: Ward, now: datetime
+) -> None:
+    chest = await log(factory, w.alice, now - timedelta(hours=3), side_effects=effects(CHEST_PAIN=1))
+    [alert] = await alerts_of(w.alice)
+    broker = services.alerts.broker
+    assert isinstance(broker, LocalBroker)
+    async with broker.subscribe(w.clinic.id) as stream:
+        await edit_symptoms(services, w, chest, now, CHEST_PAIN=1, NAUSEA=1)
+        assert await notices_until_now(broker, w.clinic.id, stream) == []
+        await edit_symptoms(services, w, chest, now + timedelta(minutes=1), CHEST_PAIN=3)
+        received = await notices_until_now(broker, w.clinic.id, stream)
+    assert [(n.alert_id, n.kind) for n in received] == [(alert.id, NoticeKind.RETRIGGERED)]
+    [same] = await alerts_of(w.alice)
+    assert (same.status, [t["seen"] for t in same.triggers]) == (
+        AlertStatus.OPEN,
+        [{"CHEST_PAIN": 1}, {"CHEST_PAIN": 3}],
+    )
+    assert await actions(alert.id) == ["raised", "retriggered"]
 
 
 async def test_an_edit_of_what_no_rule_reads_runs_no_rule(
@@ -321,19 +400,77 @@ async def test_a_resolved_loss_of_response_is_not_raised_again_that_session(
     assert [a.id for a in await alerts_of(w.alice)] == [alert.id]
 
 
-async def test_resolved_dissociation_stays_resolved_that_session_and_the_next_session_raises_anew(
+async def test_a_new_dissociation_report_after_a_resolve_raises_again_that_session(
     factory: Factory, services: Services, w: Ward, now: datetime
 ) -> None:
+    """Dissociation is a symptom reported, not a trend: resolved on day 2, reported again on day 3, it is news."""
     first_end = now - timedelta(days=4)
     first = await completed_session(services, w.clinician, w.alice, ended_at=first_end, now=now)
-    await log(factory, w.alice, first_end + timedelta(hours=25), side_effects=effects(DISSOCIATION=2))
+    reported = await log(factory, w.alice, first_end + timedelta(hours=25), side_effects=effects(DISSOCIATION=2))
     [alert] = await alerts_of(w.alice)
     await services.alerts.resolve(w.clinician.actor, alert.id, None, now=now)
-    await log(factory, w.alice, first_end + timedelta(hours=48), side_effects=effects(DISSOCIATION=2))
+    # The resolved report saved again is not news.
+    await edit_symptoms(services, w, reported, now, DISSOCIATION=2, NAUSEA=1)
     assert [a.id for a in await alerts_of(w.alice)] == [alert.id]
+    again = await log(factory, w.alice, first_end + timedelta(hours=48), side_effects=effects(DISSOCIATION=3))
+    by_id = {a.id: a for a in await alerts_of(w.alice)}
+    old = by_id.pop(alert.id)
+    [new] = by_id.values()
+    assert old.status is AlertStatus.RESOLVED
+    assert (new.episode, new.status, [t["id"] for t in new.triggers]) == (
+        f"session:{first.id}",
+        AlertStatus.OPEN,
+        [str(again.id)],
+    )
 
     second_end = now - timedelta(hours=26)
     second = await completed_session(services, w.clinician, w.alice, ended_at=second_end, now=now)
     await log(factory, w.alice, second_end + timedelta(hours=25), side_effects=effects(DISSOCIATION=1))
-    by_episode = {a.episode: a.status for a in await alerts_of(w.alice)}
-    assert by_episode == {f"session:{first.id}": AlertStatus.RESOLVED, f"session:{second.id}": AlertStatus.OPEN}
+    assert sorted((a.episode, a.status) for a in await alerts_of(w.alice)) == sorted(
+        [
+            (f"session:{first.id}", AlertStatus.RESOLVED),
+            (f"session:{first.id}", AlertStatus.OPEN),
+            (f"session:{second.id}", AlertStatus.OPEN),
+        ]
+    )
+
+
+async def test_a_resolve_between_the_judgement_and_the_retry_leaves_one_alert_that_session(
+    factory: Factory, services: Services, w: Ward, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race, replayed: the first read of what was judged predates a resolve; the insert then collides with the
+    alert, which is resolved before the retry reads it. The retry must judge again, not insert a second alert."""
+    await pain_rebound(factory, services, w.clinician, w.alice, now)
+    [alert] = await alerts_of(w.alice)
+    await services.alerts.resolve(w.clinician.actor, alert.id, "dose review booked", now=now)
+    later = await log(factory, w.alice, datetime(2026, 11, 21, 12, 0, tzinfo=EST), pain_average=8)
+    assert [a.id for a in await alerts_of(w.alice)] == [alert.id]
+
+    rules = await thresholds(w.clinic.id)
+    async with in_transaction() as conn:
+        [finding] = [f for f in await entry_findings(later, rules, conn) if f.rule.id == "loss_of_response"]
+    judged = raising._already_judged
+    reads: list[bool] = []
+
+    async def stale_then_true(patient_id: UUID, f: Finding, conn: BaseDBAsyncClient) -> bool:
+        # The first read is made before the resolve: nothing judged yet.
+        reads.append(await judged(patient_id, f, conn) if reads else False)
+        return reads[-1]
+
+    real_create = Alert.create
+    inserts: list[str] = []
+
+    async def collide_once(**values: Any) -> Alert:
+        inserts.append(values["open_key"])
+        if len(inserts) == 1:
+            raise IntegrityError("duplicate key value violates unique constraint (the alert, then still open)")
+        return await real_create(**values)
+
+    monkeypatch.setattr(raising, "_already_judged", stale_then_true)
+    monkeypatch.setattr(Alert, "create", collide_once)
+    async with in_transaction() as conn:
+        announced = await raising.raise_alert(
+            w.clinic.id, w.alice.patient.id, finding, settings_version=0, now=now, conn=conn
+        )
+    assert (announced, reads, len(inserts)) == (None, [False, True], 1)
+    assert [a.id for a in await alerts_of(w.alice)] == [alert.id]

@@ -3,6 +3,7 @@ stays silent; critical rules can be neither disabled nor tuned; overrides are va
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest_asyncio
 from api.domain.alert.models import ClinicAlertSettings, Severity
 from api.domain.alert.rules import RULES, Thresholds, rebound, validate_overrides
 from api.domain.errors import BadInput
+from api.domain.questionnaire import instruments
 from api.domain.services import Services
 from tests.alert_support import (
     EST,
@@ -42,7 +44,8 @@ async def test_a_red_flag_symptom_raises_a_critical_alert(factory: Factory, w: W
     [alert] = await alerts_of(w.alice)
     assert (alert.rule_id, alert.rule_version, alert.severity) == ("red_flag_symptom", 1, Severity.CRITICAL)
     assert alert.episode == "patient"
-    assert alert.triggers == [{"type": "DiaryEntry", "id": str(entry.id), "at": now.isoformat()}]
+    # What the rule saw is kept with the trigger: an edit of the entry is judged against it.
+    assert alert.triggers == [{"type": "DiaryEntry", "id": str(entry.id), "at": now.isoformat(), "seen": {code: 1}}]
     assert alert.details == {"symptoms": [code], "min_severity": 1, "settings_version": 0}
     assert alert.clinic_id == w.clinic.id
 
@@ -59,7 +62,7 @@ async def test_a_red_flag_at_severity_zero_or_another_symptom_raises_nothing(
     ("thresholds", "message"),
     [
         ({"red_flag_symptom": {"min_severity": 3}}, "red_flag_symptom.min_severity is fixed at 1"),
-        ({"red_flag_symptom": {"min_severity": 1}}, "red_flag_symptom.min_severity is fixed at 1"),
+        ({"red_flag_symptom": {"min_severity": 0}}, "red_flag_symptom.min_severity is fixed at 1"),
         ({"phq9_item9": {"min_answer": 3}}, "phq9_item9.min_answer is fixed at 1"),
         ({"phq9_item9": {"min_answer": 2, "enabled": True}}, "phq9_item9.min_answer is fixed at 1"),
     ],
@@ -175,6 +178,37 @@ async def test_phq9_item_nine_answered_several_days_raises_a_critical_alert(
         "settings_version": 0,
     }
     assert raised.triggers[0]["type"] == "QuestionnaireResponse"
+
+
+@pytest.fixture
+def spanish_phq9(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A translated PHQ-9 under its own id, installed beside the built-in definitions."""
+    built_in = instruments.Registry.load()
+    phq9 = built_in.get("phq9")
+    spanish = replace(phq9, id="phq9_es", title="PHQ-9 (español)")
+    monkeypatch.setattr(instruments, "_installed", instruments.Registry([phq9, spanish, built_in.get("gad7")]))
+
+
+@pytest.mark.usefixtures("spanish_phq9")
+async def test_the_self_harm_flag_of_any_instrument_raises_the_item_nine_alert(
+    services: Services, w: Ward, now: datetime
+) -> None:
+    """The patient was shown the crisis message (derived self_harm); the clinic must hear of it too."""
+    flagged = {"self_harm": True}
+    assert await respond(services, w.alice, "phq9_es", score=5, answers={"phq9_9": 0}, now=now) == []
+    [raised] = await respond(services, w.alice, "phq9_es", score=7, answers={"phq9_9": 2}, derived=flagged, now=now)
+    assert (raised.rule_id, raised.severity) == ("phq9_item9", Severity.CRITICAL)
+    assert raised.details == {
+        "instrument": "phq9_es",
+        "item": "phq9_9",
+        "answer": 2,
+        "flag": "self_harm",
+        "settings_version": 0,
+    }
+    # A definition no longer installed still has its stored flag: the alert names the instrument, not the item.
+    [other] = await respond(services, w.bob, "phq9_gone", score=None, derived=flagged, now=now)
+    assert (other.rule_id, other.details["instrument"], other.details["item"]) == ("phq9_item9", "phq9_gone", None)
+    assert await respond(services, w.bob, "phq9_gone", score=None, derived={"self_harm": False}, now=now) == []
 
 
 async def test_a_clinic_cannot_switch_item_nine_off(services: Services, w: Ward, now: datetime) -> None:
@@ -358,7 +392,9 @@ async def test_loss_of_response_disabled_by_the_clinic_stays_silent(
         ({"severe_vomiting": {"enabled": "no"}}, "severe_vomiting.enabled must be true or false"),
         ({"red_flag_symptom": {"enabled": False}}, "critical safety rule cannot be disabled"),
         ({"red_flag_symptom": {"min_severity": 2}}, "red_flag_symptom.min_severity is fixed at 1"),
-        ({"phq9_item9": {"min_answer": 1}}, "phq9_item9.min_answer is fixed at 1"),
+        ({"phq9_item9": {"min_answer": 0}}, "phq9_item9.min_answer is fixed at 1"),
+        ({"phq9_item9": {"min_answer": True}}, "phq9_item9.min_answer is fixed at 1"),
+        ({"phq9_item9": {"min_answer": 1.0}}, "phq9_item9.min_answer is fixed at 1"),
         ({"missed_diary": {"days": 61}}, "missed_diary.days must be a whole number from 1 to 60"),
     ],
 )
@@ -367,6 +403,25 @@ def test_overrides_are_refused_naming_what_is_wrong(raw: Any, message: str) -> N
         validate_overrides(raw)
     assert refused.value.field == "thresholds"
     assert message in refused.value.message
+
+
+def test_a_critical_threshold_sent_back_at_its_fixed_value_is_accepted_and_not_stored() -> None:
+    """An admin screen saving the parameters it displays sends the fixed ones too."""
+    raw = {"phq9_item9": {"min_answer": 1}, "red_flag_symptom": {"min_severity": 1, "enabled": True}}
+    assert validate_overrides(raw) == {"phq9_item9": {}, "red_flag_symptom": {"enabled": True}}
+
+
+async def test_saving_the_displayed_critical_values_changes_nothing_they_run_with(
+    services: Services, w: Ward, now: datetime
+) -> None:
+    await override(services, w.admin, now, phq9_item9={"min_answer": 1}, severe_vomiting={"min_severity": 2})
+    settings = await services.alerts.settings(w.admin.actor)
+    params = {s.rule.id: dict(s.params) for s in settings.rules}
+    assert (settings.version, params["phq9_item9"], params["severe_vomiting"]) == (
+        1,
+        {"min_answer": 1},
+        {"min_severity": 2},
+    )
 
 
 def test_valid_overrides_are_kept_and_unmentioned_values_take_the_defaults() -> None:
@@ -396,4 +451,4 @@ def test_every_rule_has_a_version_a_severity_and_defaults_inside_their_own_range
         assert all(p.low <= p.default <= p.high for p in rule.params.values()), rule.id
     assert {r.id for r in RULES.values() if not r.may_disable} == {"phq9_item9", "red_flag_symptom"}
     assert {r.id for r in RULES.values() if not r.may_tune} == {"phq9_item9", "red_flag_symptom"}
-    assert {r.id for r in RULES.values() if r.once_per_episode} == {"persistent_dissociation", "loss_of_response"}
+    assert {r.id for r in RULES.values() if r.once_per_episode} == {"loss_of_response"}

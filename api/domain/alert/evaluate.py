@@ -1,8 +1,10 @@
 """What the data-driven rules find in a record that just arrived, with the context they need to read.
 
 Episodes: rules about one record stand for the patient ("patient": one open alert until someone resolves it);
-rules about the time after an infusion stand for that session ("session:<id>", raised at most once: see
-Rule.once_per_episode).
+rules about the time after an infusion stand for that session ("session:<id>"; the pain trend is raised at most
+once: see Rule.once_per_episode).
+
+Each finding's trigger carries what the rule saw (Trigger.seen), so an edit that reports something worse is news.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from api.domain.alert.rules import (
     answer_at_least,
     rebound,
     score_at_least,
+    severities,
 )
 from api.domain.alert.rules import side_effects_at as reported
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.vocabulary import SideEffect
+from api.domain.errors import BadInput
 from api.domain.outcome.daily import daily_series, values_by_date
+from api.domain.questionnaire.instruments import PHQ9, PHQ9_ITEM9, SELF_HARM, get_instrument
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.treatment.models import InfusionSession, SessionStatus
 
@@ -52,7 +57,8 @@ async def entry_findings(entry: DiaryEntry, rules: Thresholds, conn: BaseDBAsync
         seen = reported(entry.side_effects, codes, setting["min_severity"])
         if setting.enabled and seen:
             details = {"symptoms": seen, "min_severity": setting["min_severity"]}
-            findings.append(Finding(setting.rule, PATIENT, trigger, details))
+            symptoms = Trigger(trigger.type, entry.id, severities(entry.side_effects, seen))
+            findings.append(Finding(setting.rule, PATIENT, symptoms, details))
     latest = await _latest_session(entry, conn)
     if latest is not None and latest.starts_at <= entry.recorded_at:
         findings += _dissociation(entry, latest, rules, trigger)
@@ -67,20 +73,43 @@ async def entry_findings(entry: DiaryEntry, rules: Thresholds, conn: BaseDBAsync
 def response_findings(response: QuestionnaireResponse, rules: Thresholds) -> list[Finding]:
     if response.deleted_at is not None:
         return []
-    trigger = Trigger("QuestionnaireResponse", response.id)
-    item9: Check = lambda s: answer_at_least(response.answers, "phq9_9", s["min_answer"])  # noqa: E731
+    item9: Check = lambda s: _self_harm(response, s["min_answer"])  # noqa: E731
     score: Check = lambda s: score_at_least(response.score, s["min_score"])  # noqa: E731
     by_instrument: dict[str, dict[str, Check]] = {
-        "phq9": {"phq9_item9": item9, "phq9_severe": score},
+        "phq9": {"phq9_severe": score},
         "gad7": {"gad7_severe": score},
     }
-    checks = by_instrument.get(response.instrument, {})
+    # Any instrument may carry the self-harm flag (a translated or licensed PHQ-9 under its own id): where the
+    # patient is shown the crisis message, a clinician is alerted too.
+    checks = {"phq9_item9": item9, **by_instrument.get(response.instrument, {})}
     findings = []
     for rule_id, check in checks.items():
         setting = rules.of(rule_id)
         if setting.enabled and (details := check(setting)) is not None:
+            # What was seen is the answer or the score, so an edit that makes it worse is news.
+            seen = {k: details[k] for k in ("answer", "score") if isinstance(details.get(k), int)}
+            trigger = Trigger("QuestionnaireResponse", response.id, seen)
             findings.append(Finding(setting.rule, PATIENT, trigger, {"instrument": response.instrument, **details}))
     return findings
+
+
+def _self_harm(response: QuestionnaireResponse, min_answer: int) -> dict[str, Any] | None:
+    if response.instrument == PHQ9 and (details := answer_at_least(response.answers, PHQ9_ITEM9, min_answer)):
+        return details
+    if response.derived.get(SELF_HARM) is not True:
+        return None
+    item = _self_harm_item(response)
+    return {"item": item, "answer": response.answers.get(item) if item else None, "flag": SELF_HARM}
+
+
+def _self_harm_item(response: QuestionnaireResponse) -> str | None:
+    """The item whose answer raised the flag, as the response's own definition declares it."""
+    try:
+        instrument = get_instrument(response.instrument, response.instrument_version)
+    except BadInput:
+        # A definition since removed: the flag stored with the response still stands.
+        return None
+    return next((f.item for f in instrument.flags if f.flag == SELF_HARM), None)
 
 
 async def _latest_session(
@@ -106,7 +135,8 @@ def _dissociation(entry: DiaryEntry, session: InfusionSession, rules: Thresholds
         "hours": setting["hours"],
         "min_severity": setting["min_severity"],
     }
-    return [Finding(setting.rule, f"session:{session.id}", trigger, details)]
+    symptoms = Trigger(trigger.type, entry.id, severities(entry.side_effects, seen))
+    return [Finding(setting.rule, f"session:{session.id}", symptoms, details)]
 
 
 async def _loss_of_response(

@@ -2,7 +2,9 @@
 
 What a finding does, in order:
 - a record already among the triggers of any alert of the rule for the patient, whatever its status, does
-  nothing: an edited entry or a job's next pass is not news, and a resolved alert stays resolved;
+  nothing unless it now reports something no earlier judgement of it covered (a symptom not reported before, a
+  higher severity, answer or score: Trigger.seen): an edited entry or a job's next pass is not news, and a
+  resolved alert stays resolved; a worse edit is news, and is handled below as any new record;
 - a rule that raises once per episode (Rule.once_per_episode) does nothing once an alert of that episode was
   resolved;
 - no alert open for the episode: a new alert (announced as RAISED);
@@ -16,7 +18,8 @@ What a finding does, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,16 +36,34 @@ REOPENS = frozenset({Severity.CRITICAL, Severity.HIGH})
 
 @dataclass(frozen=True)
 class Trigger:
-    """A record that made a rule fire: DiaryEntry, QuestionnaireResponse or TreatmentCourse."""
+    """A record that made a rule fire: DiaryEntry, QuestionnaireResponse or TreatmentCourse.
+
+    `seen` is what the rule saw in it, each a level where higher is worse (a symptom code with its severity, the
+    answer, the score), kept with the trigger so that an edit of the record can be told from a worse report.
+    """
 
     type: str
     id: UUID
+    seen: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
 
     def as_json(self, at: datetime) -> dict[str, Any]:
-        return {"type": self.type, "id": str(self.id), "at": at.isoformat()}
+        stored: dict[str, Any] = {"type": self.type, "id": str(self.id), "at": at.isoformat()}
+        # The clock's triggers and the pain trend see no levels: a record without "seen" counts as fully judged.
+        return {**stored, "seen": dict(self.seen)} if self.seen else stored
 
-    def among(self, triggers: list[dict[str, Any]]) -> bool:
-        return any(t.get("type") == self.type and t.get("id") == str(self.id) for t in triggers)
+    def covered_by(self, triggers: list[dict[str, Any]]) -> bool:
+        """Whether earlier judgements of this record saw everything it reports now, at least as bad."""
+        earlier = [t for t in triggers if self._is(t)]
+        if not earlier:
+            return False
+        # No "seen": a trigger of a rule that reads no levels, or stored before they were kept; either way what it
+        # judged is not known to be less than what is reported now.
+        if any("seen" not in t for t in earlier):
+            return True
+        return all(any(t["seen"].get(name, level - 1) >= level for t in earlier) for name, level in self.seen.items())
+
+    def _is(self, trigger: dict[str, Any]) -> bool:
+        return trigger.get("type") == self.type and trigger.get("id") == str(self.id)
 
 
 @dataclass(frozen=True)
@@ -79,12 +100,14 @@ async def raise_alert(
     Runs inside the caller's transaction. The insert comes first, in a savepoint: the unique open key decides,
     so two transactions raising the same episode at once leave one alert, the later one appending its trigger.
     """
-    if await _already_judged(patient_id, finding, conn):
-        return None
     key = open_key(patient_id, finding.rule.id, finding.episode)
     details = {**finding.details, "settings_version": settings_version}
-    # Twice at most: the open alert we collided with may be resolved before we read it, freeing the key.
+    # Twice at most: the open alert we collided with may be resolved before we read it, freeing the key. The
+    # judgement is read again before the second insert: that resolve may be what now covers this finding (once per
+    # session), and the first read, made without a lock, predates it.
     for _ in range(2):
+        if await _already_judged(patient_id, finding, conn):
+            return None
         try:
             # A savepoint on the caller's connection: on PostgreSQL a failed insert would otherwise abort the
             # caller's whole transaction.
@@ -124,7 +147,7 @@ async def _already_judged(patient_id: UUID, finding: Finding, conn: BaseDBAsyncC
         .using_db(conn)
         .values("episode", "status", "triggers")
     )
-    if by_record and any(finding.trigger.among(r["triggers"]) for r in rows):
+    if by_record and finding.trigger.covered_by([t for r in rows for t in r["triggers"]]):
         return True
     return finding.rule.once_per_episode and any(
         r["episode"] == finding.episode and r["status"] == AlertStatus.RESOLVED for r in rows
@@ -134,8 +157,8 @@ async def _already_judged(patient_id: UUID, finding: Finding, conn: BaseDBAsyncC
 async def _retrigger(
     alert: Alert, trigger: Trigger, details: dict[str, Any], now: datetime, conn: BaseDBAsyncClient
 ) -> Announcement | None:
-    # The same record seen again by a concurrent transaction adds nothing.
-    if trigger.among(alert.triggers):
+    # The same record seen again by a concurrent transaction adds nothing, unless it now reports something worse.
+    if trigger.covered_by(alert.triggers):
         return None
     alert.triggers = [*alert.triggers, trigger.as_json(now)]
     alert.updated_at = now

@@ -50,9 +50,9 @@ class Rule:
     source: Source
     summary: str
     params: Mapping[str, Param]
-    # A rule about the days after an infusion raises at most once per session: once a clinician resolved it, pain
-    # or symptoms that stay as they were that session are what was already judged, not news. The next session is
-    # a new episode.
+    # A trend raises at most once per session: once a clinician resolved it, pain that stays as it was that session
+    # is what was already judged, not news. The next session is a new episode. Not for reported symptoms: a new
+    # report of dissociation days later, after a resolve, is news however the session went.
     once_per_episode: bool = False
 
     @property
@@ -97,7 +97,6 @@ RULES: Mapping[str, Rule] = {
             Severity.HIGH,
             Source.ENTRY,
             "hallucinations or dissociation still reported long after the last infusion ended",
-            once=True,
             hours=Param(24, 1, 24 * 14, "hours after the end of the latest completed session"),
             min_severity=SEVERITY,
         ),
@@ -187,11 +186,13 @@ def validate_overrides(raw: object) -> dict[str, dict[str, Any]]:
             raise BadInput(FIELD, f"unknown rule {rule_id!r}; known rules: {', '.join(RULES)}")
         if not isinstance(values, Mapping):
             raise BadInput(FIELD, f"{rule_id} must be an object of parameters")
-        clean[rule_id] = {name: _checked(rule, name, value) for name, value in values.items()}
+        checked = {name: _checked(rule, name, value) for name, value in values.items()}
+        clean[rule_id] = {name: value for name, value in checked.items() if value is not None}
     return clean
 
 
-def _checked(rule: Rule, name: object, value: object) -> int | bool:
+def _checked(rule: Rule, name: object, value: object) -> int | bool | None:
+    """The value to store, or None for a fixed threshold sent back as it is (nothing to store)."""
     where = f"{rule.id}.{name}"
     if name == ENABLED:
         if not isinstance(value, bool):
@@ -204,6 +205,9 @@ def _checked(rule: Rule, name: object, value: object) -> int | bool:
         known = ", ".join([*rule.params, ENABLED])
         raise BadInput(FIELD, f"{rule.id} has no parameter {name!r}; it has: {known}")
     if not rule.may_tune:
+        # An admin screen saves the parameters it displays: the fixed value itself is no change.
+        if not isinstance(value, bool) and isinstance(value, int) and value == param.default:
+            return None
         raise BadInput(
             FIELD,
             f"{where} is fixed at {param.default}: a critical safety rule's threshold cannot be changed, "
@@ -221,6 +225,15 @@ def _checked(rule: Rule, name: object, value: object) -> int | bool:
 def side_effects_at(effects: Sequence[Mapping[str, Any]], codes: frozenset[str], min_severity: int) -> list[str]:
     """The codes among `codes` reported with at least `min_severity`, sorted."""
     return sorted({str(e["code"]) for e in effects if e.get("code") in codes and e.get("severity", 0) >= min_severity})
+
+
+def severities(effects: Sequence[Mapping[str, Any]], codes: Sequence[str]) -> dict[str, int]:
+    """The highest severity reported for each of `codes`: what a rule saw, so a later edit can be compared to it."""
+    worst: dict[str, int] = {}
+    for e in effects:
+        if (code := str(e.get("code"))) in codes:
+            worst[code] = max(worst.get(code, 0), int(e.get("severity", 0)))
+    return worst
 
 
 def answer_at_least(answers: Mapping[str, int], item: str, minimum: int) -> dict[str, Any] | None:

@@ -548,3 +548,154 @@ def test_only_a_sum_converts_by_table(tmp_path: Path) -> None:
     path = write(tmp_path, "promis.json", {**PROMIS, "scoring": {"method": "mean", "table": PROMIS_TABLE}})
     with pytest.raises(DefinitionError, match=rf"^{path}: scoring.table: converts a sum only$"):
         Registry.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        # json.loads reads NaN and Infinity; Python's json.dumps writes them so.
+        ('"7": NaN', "scoring.table.7", "must be a finite number"),
+        ('"7": Infinity', "scoring.table.7", "must be a finite number"),
+        ('"20": -Infinity', "scoring.table.20", "must be a finite number"),
+        ('"20": 1e999', "scoring.table.20", "must be a finite number"),  # too large for a float: inf
+        # Each digit-like but not a raw sum: "--5" got past lstrip("-").isdigit() and then crashed int().
+        ('"--5": 40.0', "scoring.table.--5", "raw sums run from 4 to 20"),
+        ('"+5": 40.0', "scoring.table.+5", "raw sums run from 4 to 20"),
+        ('"1_0": 40.0', "scoring.table.1_0", "raw sums run from 4 to 20"),
+        ('" 5": 40.0', "scoring.table. 5", "raw sums run from 4 to 20"),
+        ('"٥": 40.0', "scoring.table.٥", "raw sums run from 4 to 20"),  # an Arabic-Indic 5: int() would take it
+        # The score column is a SmallInt: −32768..32767 once rounded half up, as scoring rounds.
+        ('"20": 32767.5', "scoring.table.20", "a score outside -32768..32767 cannot be stored"),
+        ('"4": -32768.5', "scoring.table.4", "a score outside -32768..32767 cannot be stored"),
+        ('"4": -40000', "scoring.table.4", "a score outside -32768..32767 cannot be stored"),
+        (f'"20": {10**400}', "scoring.table.20", "a score outside -32768..32767 cannot be stored"),
+    ],
+)
+def test_a_conversion_table_entry_that_cannot_score_is_refused_at_load_naming_it(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    # Written as text: the entry replaces the table's own for that raw sum (JSON keeps the last of a repeated key).
+    table = json.dumps(PROMIS_TABLE)[:-1] + ", " + text + "}"
+    source = json.dumps({**PROMIS, "scoring": {"method": "sum", "table": "TABLE"}}).replace('"TABLE"', table)
+    path = tmp_path / "promis.json"
+    path.write_text(source, encoding="utf-8")
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value) == f"{path}: {key}: {message}"
+
+
+def test_a_conversion_table_at_the_edges_of_the_score_column_loads_and_scores(tmp_path: Path) -> None:
+    table = {**PROMIS_TABLE, "4": -32768.4, "20": 32767.4}
+    write(tmp_path, "promis.json", {**PROMIS, "scoring": {"method": "sum", "table": table}})
+    promis = Registry.load(tmp_path).get("promis_pi_4a")
+    # Raw 4 (every item at 1) → −32768.4, rounded half up to −32768; raw 20 (every item at 5) → 32767.4 → 32767.
+    lowest = score(promis, check_answers(promis, [(f"pi_{n}", 1) for n in range(1, 5)]))
+    highest = score(promis, check_answers(promis, [(f"pi_{n}", 5) for n in range(1, 5)]))
+    assert (lowest.score, lowest.derived["raw_score"]) == (-32768, 4)
+    assert (highest.score, highest.derived["raw_score"]) == (32767, 20)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('[NaN, "mild"]', "bands[1][0]"), ('[Infinity, "mild"]', "bands[1][0]")],
+)
+def test_a_band_that_is_not_a_finite_number_is_refused(tmp_path: Path, text: str, key: str) -> None:
+    source = json.dumps({**PROMIS, "bands": [[0, "within normal limits"], "BAND"]}).replace('"BAND"', text)
+    path = tmp_path / "promis.json"
+    path.write_text(source, encoding="utf-8")
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value) == f"{path}: {key}: must be a finite number"
+
+
+def _big_sum(codes: list[int]) -> dict[str, Any]:
+    options = [{"code": c, "label": str(c)} for c in codes]
+    return {
+        **PROMIS,
+        "items": [{"id": f"pi_{n}", "text": f"item {n}", "options": options} for n in range(1, 3)],
+        "scoring": {"method": "sum"},
+        "bands": [[-70000, "any"]],
+    }
+
+
+@pytest.mark.parametrize(
+    ("codes", "refused"),
+    [
+        # Two items: 2 × 16384 = 32768 is one past the column, 2 × 16383 = 32766 fits; likewise below zero.
+        ([0, 16384], True),
+        ([0, 16383], False),
+        ([-16385, 0], True),
+        ([-16384, 0], False),
+    ],
+)
+def test_a_plain_sum_beyond_the_score_column_is_refused(tmp_path: Path, codes: list[int], *, refused: bool) -> None:
+    path = write(tmp_path, "big.json", _big_sum(codes))
+    if not refused:
+        assert Registry.load(tmp_path).get("promis_pi_4a").scoring.method.value == "sum"
+        return
+    with pytest.raises(DefinitionError) as refusal:
+        Registry.load(tmp_path)
+    assert str(refusal.value) == f"{path}: scoring: a score outside -32768..32767 cannot be stored"
+
+
+def test_a_table_scored_instrument_is_hashable_and_equal_to_itself_loaded_again(tmp_path: Path) -> None:
+    write(tmp_path, "promis.json", PROMIS)
+    first, second = Registry.load(tmp_path).get("promis_pi_4a"), Registry.load(tmp_path).get("promis_pi_4a")
+    assert first is not second
+    assert first == second
+    assert hash(first) == hash(second)
+    assert {first, second} == {first}
+    table = first.scoring.table
+    assert table is not None
+    assert table[:2] == ((4, 40.0), (5, 42.25))
+    assert len(table) == 17
+
+
+def test_loinc_converted_names_the_score_a_table_converts_to(tmp_path: Path) -> None:
+    write(tmp_path, "promis.json", {**PROMIS, "loinc_total": "99001-0", "loinc_converted": "99002-8"})
+    promis = Registry.load(tmp_path).get("promis_pi_4a")
+    assert (promis.loinc_total, promis.loinc_converted) == ("99001-0", "99002-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"loinc_converted": "99002-7"}, "'99002-7' is not a LOINC code"),
+        (
+            {"loinc_converted": "99002-8", "scoring": {"method": "sum"}},
+            "names the score a scoring table converts to: this scoring has none",
+        ),
+    ],
+)
+def test_a_loinc_converted_that_is_wrong_or_converts_nothing_is_refused(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path, "promis.json", {**PROMIS, **change})
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value).startswith(f"{path}: loinc_converted: ")
+    assert message in str(refused.value)
+
+
+def test_a_number_too_long_for_python_to_read_is_refused_naming_the_file(tmp_path: Path) -> None:
+    # Python refuses integer literals over 4300 digits with a bare ValueError, before any key is read.
+    source = json.dumps({**PROMIS, "scoring": {"method": "sum", "table": "TABLE"}})
+    path = tmp_path / "promis.json"
+    path.write_text(source.replace('"TABLE"', '{"4": 1' + "0" * 5000 + "}"), encoding="utf-8")
+    with pytest.raises(DefinitionError, match=rf"^{path}: cannot be read as JSON: "):
+        Registry.load(tmp_path)
+
+
+@pytest.mark.parametrize("scoring", [{"method": "mean"}, {"method": "answer", "item": "pi_1"}])
+def test_a_mean_or_answer_score_beyond_the_score_column_is_refused(tmp_path: Path, scoring: dict[str, str]) -> None:
+    # Its score lies within the codes: a code of 32768 can be the score.
+    definition = {**_big_sum([1, 32768]), "scoring": scoring}
+    if scoring["method"] == "answer":
+        definition["bands"] = []
+    path = write(tmp_path, "big.json", definition)
+    with pytest.raises(DefinitionError) as refused:
+        Registry.load(tmp_path)
+    assert str(refused.value) == f"{path}: scoring: a score outside -32768..32767 cannot be stored"
+    # And 32767 is storable.
+    write(tmp_path, "big.json", {**definition, "items": _big_sum([1, 32767])["items"]})
+    assert Registry.load(tmp_path).get("promis_pi_4a").scoring.method.value == scoring["method"]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from fhir.resources.R4B import get_fhir_model_class
 from fhirclient.models.fhirelementfactory import FHIRElementFactory
@@ -162,6 +162,22 @@ async def response(who: PatientUser, instrument: str, answers: dict[str, int], n
         utc_offset_minutes=-300,
         created_at=now - timedelta(hours=3),
     )
+
+
+def promis_definition(clinic: UUID, **extra: object) -> dict[str, Any]:
+    """A licensed short form whose raw sum (4 items coded 1-5: 4..20) converts by a table, 4 → 40.0 up by 2.25 a
+    point to 20 → 76.0. Made up for the tests, as are the LOINC codes in them (valid check digits only)."""
+    options = [{"code": n, "label": str(n)} for n in range(1, 6)]
+    return {
+        "id": "promis_pi_4a",
+        "version": "1",
+        "title": "PROMIS Pain Interference 4a",
+        "licence": {"free": False, "note": "Used with permission.", "clinics": [str(clinic)]},
+        "items": [{"id": f"pi_{n}", "text": f"Item {n}", "options": options} for n in range(1, 5)],
+        "scoring": {"method": "sum", "table": {str(raw): 40.0 + (raw - 4) * 2.25 for raw in range(4, 21)}},
+        "bands": [[0, "within normal limits"], [55, "mild"], [60, "moderate"], [70, "severe"]],
+        **extra,
+    }
 
 
 def bulk_entries(who: PatientUser, count: int, now: datetime) -> list[DiaryEntry]:

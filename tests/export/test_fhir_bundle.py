@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from datetime import datetime
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 import pytest_asyncio
@@ -20,12 +23,15 @@ from api.domain.audit.models import AuditEvent, AuditSubject
 from api.domain.diary.validation import SideEffectReport
 from api.domain.diary.vocabulary import SideEffect
 from api.domain.errors import NotFound
+from api.domain.questionnaire import instruments
+from api.domain.questionnaire.instruments import Registry
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.services import Services
 from tests.export.support import (
     SCHEMA_FILE,
     SCORES,
     Record,
+    promis_definition,
     rich_record,
     schema_errors,
     validate,
@@ -271,6 +277,120 @@ async def test_each_score_is_an_observation_derived_from_its_response(
     assert obs["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{response.id}"}]
     assert obs["effectiveDateTime"] == "2026-11-26T04:00:00-05:00"
     assert obs["interpretation"] == [{"text": SCORES[name][1]}]
+
+
+INSTRUMENT = "https://interlude.invalid/fhir/CodeSystem/instrument"
+InstallPromis = Callable[..., None]
+
+
+@pytest.fixture
+def install_promis(tmp_path: Path) -> Iterator[InstallPromis]:
+    """Installs the made-up PROMIS form (with `extra` top-level keys) for the test; the previous registry after."""
+    before = instruments.installed()
+
+    def install(clinic: UUID, **extra: object) -> None:
+        (tmp_path / "promis.json").write_text(json.dumps(promis_definition(clinic, **extra)), encoding="utf-8")
+        instruments.install(Registry.load(tmp_path))
+
+    yield install
+    instruments.install(before)
+
+
+async def promis_response(record: Record, now: datetime) -> QuestionnaireResponse:
+    # Raw 3 + 4 + 2 + 4 = 13 → 40 + 9 × 2.25 = 60.25, stored as 60, moderate (≥ 60): as scoring stores it.
+    return await QuestionnaireResponse.create(
+        clinic_id=record.clinic.id,
+        patient_id=record.alice.patient.id,
+        client_id=uuid4(),
+        client_hash="0" * 64,
+        instrument="promis_pi_4a",
+        instrument_version="1",
+        answers={"pi_1": 3, "pi_2": 4, "pi_3": 2, "pi_4": 4},
+        score=60,
+        band="moderate",
+        derived={"raw_score": 13, "score_exact": 60.25},
+        authored_at=now - timedelta(hours=3),
+        utc_offset_minutes=-300,
+        created_at=now - timedelta(hours=3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "raw_coding", "converted_coding"),
+    [
+        (
+            {"loinc_total": "99001-0", "loinc_converted": "99002-8"},
+            {"system": LOINC, "code": "99001-0", "display": "PROMIS Pain Interference 4a total score"},
+            {"system": LOINC, "code": "99002-8", "display": "PROMIS Pain Interference 4a converted score"},
+        ),
+        (
+            {},
+            {
+                "system": INSTRUMENT,
+                "code": "promis_pi_4a-raw-score",
+                "display": "PROMIS Pain Interference 4a raw score",
+            },
+            {
+                "system": INSTRUMENT,
+                "code": "promis_pi_4a-converted",
+                "display": "PROMIS Pain Interference 4a converted score",
+            },
+        ),
+    ],
+    ids=["loinc", "local"],
+)
+async def test_a_table_converted_score_exports_beside_its_raw_sum(
+    services: Services,
+    record: Record,
+    now: datetime,
+    *,
+    install_promis: InstallPromis,
+    extra: dict[str, str],
+    raw_coding: dict[str, str],
+    converted_coding: dict[str, str],
+) -> None:
+    install_promis(record.clinic.id, **extra)
+    response = await promis_response(record, now)
+    bundle = await everything(services, record.clinician.actor, record, now)
+    validate(bundle)
+    for entry in bundle["entry"]:
+        validate(entry["resource"])
+    # The rich record's 25, and this response with two Observations.
+    assert bundle["total"] == 28
+    raw = observation(bundle, response.id, "score")
+    converted = observation(bundle, response.id, "converted")
+    assert raw["code"] == {"coding": [raw_coding], "text": raw_coding["display"]}
+    assert raw["valueQuantity"]["value"] == 13
+    # The band reads the converted score: the raw sum carries none.
+    assert "interpretation" not in raw
+    assert converted["code"] == {"coding": [converted_coding], "text": converted_coding["display"]}
+    assert converted["valueQuantity"] == {
+        "value": 60.25,
+        "unit": "{score}",
+        "system": "http://unitsofmeasure.org",
+        "code": "{score}",
+    }
+    assert converted["interpretation"] == [{"text": "moderate"}]
+    for obs in (raw, converted):
+        assert obs["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{response.id}"}]
+        assert obs["status"] == "final"
+        assert obs["effectiveDateTime"] == "2026-11-26T04:00:00-05:00"
+
+
+async def test_a_converted_score_still_exports_beside_its_raw_sum_once_the_definition_is_gone(
+    services: Services, record: Record, now: datetime
+) -> None:
+    # Not installed: the response's own raw_score says the score was converted; local codes only.
+    response = await promis_response(record, now)
+    bundle = await everything(services, record.clinician.actor, record, now)
+    validate(bundle)
+    raw = observation(bundle, response.id, "score")
+    converted = observation(bundle, response.id, "converted")
+    assert (raw["code"]["coding"][0]["code"], raw["valueQuantity"]["value"]) == ("promis_pi_4a-raw-score", 13)
+    assert (converted["code"]["coding"][0]["code"], converted["valueQuantity"]["value"]) == (
+        "promis_pi_4a-converted",
+        60.25,
+    )
 
 
 async def test_sessions_for_staff_carry_the_dose_and_notes(bundle: dict[str, Any], record: Record) -> None:

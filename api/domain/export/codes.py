@@ -46,6 +46,7 @@ class Answer:
 class InstrumentCodes:
     title: str
     loinc_total: str | None = None
+    loinc_converted: str | None = None
     item_text: dict[str, str] = field(default_factory=dict)
     # {item id: {answer code: the option}}
     answers: dict[str, dict[int, Answer]] = field(default_factory=dict)
@@ -54,6 +55,18 @@ class InstrumentCodes:
         if self.loinc_total is not None:
             return {"system": LOINC, "code": self.loinc_total, "display": f"{self.title} total score"}
         return {"system": INSTRUMENT_SYSTEM, "code": f"{instrument}-score", "display": f"{self.title} score"}
+
+    def coding_of_raw(self, instrument: str) -> dict[str, Any]:
+        """The raw sum of a table-scored instrument: what LOINC calls its total score, when the definition names one."""
+        if self.loinc_total is not None:
+            return self.coding_of_total(instrument)
+        return {"system": INSTRUMENT_SYSTEM, "code": f"{instrument}-raw-score", "display": f"{self.title} raw score"}
+
+    def coding_of_converted(self, instrument: str) -> dict[str, Any]:
+        display = f"{self.title} converted score"
+        if self.loinc_converted is not None:
+            return {"system": LOINC, "code": self.loinc_converted, "display": display}
+        return {"system": INSTRUMENT_SYSTEM, "code": f"{instrument}-converted", "display": display}
 
 
 def instrument_codes(instrument: str, version: str) -> InstrumentCodes:
@@ -66,6 +79,7 @@ def instrument_codes(instrument: str, version: str) -> InstrumentCodes:
     return InstrumentCodes(
         title=defined.title,
         loinc_total=defined.loinc_total,
+        loinc_converted=defined.loinc_converted,
         item_text={item.id: item.text for item in defined.items},
         answers={item.id: {o.code: Answer(o.label, o.loinc) for o in item.options} for item in defined.items},
     )

@@ -11,6 +11,9 @@ Choices a recipient should know (research/domain.md §5):
 - A completed session is a Procedure; with a recorded dose (clinical exports only) also a MedicationAdministration
   of ketamine `partOf` it. A scheduled or cancelled session is an Appointment (booked / cancelled).
 - Dose and clinician notes are clinic-side data: the patient's own export leaves them out, as the API does.
+- A score converted by a published table (a PROMIS T-score) is two Observations, both derived from the response: the
+  raw sum under the instrument's `loinc_total` (its total score) and the converted score under `loinc_converted`.
+  Exported as one "total score" it would pass a T-score off as the sum of the answers.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def diary_observations(entry: DiaryEntry) -> list[Resource]:
 
 
 def questionnaire_resources(response: QuestionnaireResponse) -> list[Resource]:
-    """The response and, when it has a score, a score Observation derived from it."""
+    """The response and, when it has a score, the score Observations derived from it."""
     known = codes.instrument_codes(response.instrument, response.instrument_version)
     status = _status(response.deleted_at, amended=False)
     authored = _local(response.authored_at, response.utc_offset_minutes)
@@ -109,21 +112,37 @@ def questionnaire_resources(response: QuestionnaireResponse) -> list[Resource]:
     }
     if response.score is None:
         return [answered]
-    score: Resource = {
-        "resourceType": "Observation",
-        "id": str(uuid5(response.id, "score")),
-        "status": status,
-        "category": [SURVEY],
-        "code": {"coding": [known.coding_of_total(response.instrument)], "text": f"{known.title} score"},
-        "subject": reference("Patient", response.patient_id),
-        "effectiveDateTime": authored,
-        "issued": _instant(response.created_at),
-        "valueQuantity": {"value": response.score, **_SCORE_UNIT},
-        "derivedFrom": [reference("QuestionnaireResponse", response.id)],
-    }
+
+    def observed(kind: str, coding: dict[str, Any], value: int | float) -> Resource:
+        return {
+            "resourceType": "Observation",
+            "id": str(uuid5(response.id, kind)),
+            "status": status,
+            "category": [SURVEY],
+            "code": {"coding": [coding], "text": coding["display"]},
+            "subject": reference("Patient", response.patient_id),
+            "effectiveDateTime": authored,
+            "issued": _instant(response.created_at),
+            "valueQuantity": {"value": value, **_SCORE_UNIT},
+            "derivedFrom": [reference("QuestionnaireResponse", response.id)],
+        }
+
+    # Scoring keeps the raw sum only when a table converted it; read from the response, so this holds for a
+    # definition no longer installed too.
+    raw = response.derived.get("raw_score")
+    if raw is None:
+        score = observed("score", known.coding_of_total(response.instrument), response.score)
+        score["code"]["text"] = f"{known.title} score"
+        out = [answered, score]
+    else:
+        # The published conversion as the table gives it (60.25), not the whole number the score column keeps.
+        exact = response.derived.get("score_exact", response.score)
+        score = observed("converted", known.coding_of_converted(response.instrument), exact)
+        out = [answered, observed("score", known.coding_of_raw(response.instrument), raw), score]
     if response.band:
+        # Bands read the converted score, never the raw sum.
         score["interpretation"] = [{"text": response.band}]
-    return [answered, score]
+    return out
 
 
 def session_resources(session: InfusionSession, *, clinical: bool) -> list[Resource]:

@@ -9,9 +9,11 @@ A file that does not follow the format is refused at start-up with its name and 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -23,11 +25,12 @@ from api.domain.errors import BadInput
 BUILT_IN_DIR = Path(__file__).with_name("instruments")
 # The response table's columns bound these: instrument CharField(32), instrument_version (16), band (32).
 MAX_ID, MAX_VERSION, MAX_BAND = 32, 16, 32
-MAX_SCORE = 32767  # SmallIntField
+MIN_SCORE, MAX_SCORE = -32768, 32767  # SmallIntField
 ID = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*", re.ASCII)
 LOINC = re.compile(r"[0-9]{1,7}-[0-9]", re.ASCII)
 LOINC_ANSWER = re.compile(r"LA[0-9]{1,7}-[0-9]", re.ASCII)
+RAW_SUM = re.compile(r"-?[0-9]+", re.ASCII)
 E = TypeVar("E", bound=StrEnum)
 # The crisis message and the self-harm alert hang on these: a PHQ-9 definition must keep them (check_whole).
 PHQ9, PHQ9_ITEM9, SELF_HARM = "phq9", "phq9_9", "self_harm"
@@ -92,8 +95,17 @@ class Scale:
     items: tuple[str, ...] = ()
     # MEAN only: fewer answered items than this cannot be scored (BPI interference: 4 of 7).
     min_answered: int = 0
-    # SUM only, optional: the published conversion of each raw sum (PROMIS short forms: raw score → T-score).
-    table: Mapping[int, float] | None = None
+    # SUM only, optional: the published conversion of each raw sum (PROMIS short forms: raw score → T-score), as
+    # (raw sum, converted score) pairs in order of the raw sum. Pairs rather than a dict keep the definition hashable.
+    table: tuple[tuple[int, float], ...] | None = None
+    _converted: dict[int, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._converted.update(self.table or ())
+
+    def converted(self, raw: int) -> float:
+        """The table's score for a raw sum (the parser checked that the table covers every sum the items give)."""
+        return self._converted[raw]
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,9 @@ class Instrument:
     # Licensed definitions only: the clinics that hold the licence.
     clinics: frozenset[UUID] = frozenset()
     source: str = ""
+    # A table-scored instrument only: the LOINC code of the converted score (a PROMIS T-score), exported beside the
+    # raw sum, which `loinc_total` names.
+    loinc_converted: str | None = None
     _by_id: dict[str, Item] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -261,7 +276,8 @@ def load_dir(directory: Path) -> list[Instrument]:
 def load_file(path: Path) -> Instrument:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError: json.JSONDecodeError, and an integer literal beyond Python's 4300-digit conversion limit.
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DefinitionError(f"{path}: cannot be read as JSON: {exc}") from exc
     return parse(data, str(path))
 
@@ -280,6 +296,7 @@ _TOP_KEYS = {
     "recall_days",
     "loinc_panel",
     "loinc_total",
+    "loinc_converted",
     "preamble",
     "option_sets",
     "items",
@@ -340,6 +357,7 @@ class _Parser:
             bands=self.bands(top.get("bands", []), scoring),
             flags=self.flags(top.get("flags", []), items),
             source=self.source,
+            loinc_converted=self.loinc(top.get("loinc_converted"), "loinc_converted"),
         )
         self.check_whole(instrument)
         return instrument
@@ -469,7 +487,7 @@ class _Parser:
             raise self.fail(f"{key}.min_answered", f"is more than the {len(scored)} items scored")
         return Scale(Method.MEAN, scored, least or len(scored))
 
-    def table(self, value: object, key: str, scored: Sequence[Item]) -> dict[int, float]:
+    def table(self, value: object, key: str, scored: Sequence[Item]) -> tuple[tuple[int, float], ...]:
         """Every raw sum the items can give, mapped to its converted score: a gap would leave an answer unscored."""
         if not isinstance(value, dict):
             raise self.fail(f"{key}.table", "must be an object of raw sum → converted score")
@@ -478,13 +496,23 @@ class _Parser:
         highest = sum(max(o.code for o in item.options) for item in scored)
         table: dict[int, float] = {}
         for text, converted in raw.items():
-            if not text.lstrip("-").isdigit() or not lowest <= int(text) <= highest:
-                raise self.fail(f"{key}.table.{text}", f"raw sums run from {lowest} to {highest}")
-            table[int(text)] = self.number(converted, f"{key}.table.{text}")
+            where = f"{key}.table.{text}"
+            # Strictly digits: int() would also take "+5", " 5" and "1_0", and "--5" got past a lstrip("-").
+            if not RAW_SUM.fullmatch(text) or not lowest <= int(text) <= highest:
+                raise self.fail(where, f"raw sums run from {lowest} to {highest}")
+            table[int(text)] = self.number(converted, where)
+            # The converted score is what the response stores, rounded as scoring rounds it; one far out is refused
+            # unrounded (rounding 1e400 would overflow Decimal's precision).
+            exact = Decimal(str(table[int(text)]))
+            self.storable(exact.quantize(Decimal(1), ROUND_HALF_UP) if abs(exact) <= 2 * MAX_SCORE else exact, where)
         missing = [n for n in range(lowest, highest + 1) if n not in table]
         if missing:
             raise self.fail(f"{key}.table", f"has no converted score for the raw sum {missing[0]}")
-        return table
+        return tuple(sorted(table.items()))
+
+    def storable(self, score: Decimal | int, key: str) -> None:
+        if not MIN_SCORE <= score <= MAX_SCORE:
+            raise self.fail(key, f"a score outside {MIN_SCORE}..{MAX_SCORE} cannot be stored")
 
     def answer_scale(self, raw: Mapping[str, Any], key: str, by_id: Mapping[str, Item]) -> Scale:
         item_id = self.as_str(raw.get("item"), f"{key}.item")
@@ -561,12 +589,19 @@ class _Parser:
                 raise self.fail("flags", f"{name!r} names two derived values")
         if instrument.answered_by is AnsweredBy.DIARY and instrument.scoring.method is not Method.NONE:
             raise self.fail("scoring", "a diary check-in is not scored here: use 'none'")
-        if instrument.scoring.method is Method.SUM:
-            highest = sum(max(o.code for o in self._item(instrument, i).options) for i in instrument.scoring.items)
-            if instrument.scoring.table is not None:
-                highest = max(highest, int(max(instrument.scoring.table.values())) + 1)
-            if highest > MAX_SCORE:
-                raise self.fail("scoring", f"a score above {MAX_SCORE} cannot be stored")
+        scoring = instrument.scoring
+        if scoring.method is not Method.NONE and scoring.table is None:
+            # A table's scores were checked one by one (table()); otherwise the codes bound the score.
+            codes = [[o.code for o in self._item(instrument, i).options] for i in scoring.items]
+            if scoring.method is Method.SUM:
+                self.storable(sum(map(min, codes)), "scoring")
+                self.storable(sum(map(max, codes)), "scoring")
+            else:
+                # A mean, or one item's code, lies within the codes.
+                self.storable(min(map(min, codes)), "scoring")
+                self.storable(max(map(max, codes)), "scoring")
+        if instrument.loinc_converted is not None and scoring.table is None:
+            raise self.fail("loinc_converted", "names the score a scoring table converts to: this scoring has none")
         if instrument.scoring.method in (Method.SUM, Method.MEAN) and not instrument.bands:
             raise self.fail("bands", "a scored instrument lists its bands, lowest first")
         if instrument.id == PHQ9 and Flag(PHQ9_ITEM9, 1, SELF_HARM) not in instrument.flags:
@@ -627,8 +662,12 @@ class _Parser:
         return number
 
     def number(self, value: object, key: str) -> float:
+        # json.loads takes NaN and Infinity, which no score compares with sensibly. An int is finite, however large
+        # (math.isfinite would overflow on one beyond a float's range).
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self.fail(key, "must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, "must be a finite number")
         return value
 
     def optional_number(self, value: object, key: str) -> float | None:

@@ -75,7 +75,7 @@ def score(instrument: Instrument, answers: Mapping[str, int]) -> Scored:
     if scoring.table is not None:
         # The raw sum is kept; the score and its band are the published conversion (a PROMIS T-score).
         derived["raw_score"] = int(value)
-        value = Decimal(str(scoring.table[int(value)]))
+        value = Decimal(str(scoring.converted(int(value))))
         derived["score_exact"] = float(value)
     rounded = int(value.quantize(Decimal(1), ROUND_HALF_UP))
     return Scored(rounded, instrument.band_for(float(value)), derived)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 import tempfile
 import tracemalloc
@@ -32,7 +31,6 @@ from pathlib import Path
 from time import perf_counter
 from uuid import UUID, uuid4
 
-import asyncpg
 from tortoise.context import TortoiseContext
 
 from api import migrations
@@ -42,9 +40,9 @@ from api.domain.actor import Actor, Role
 from api.domain.diary.models import DiaryEntry
 from api.domain.export.service import BATCH_SIZE, ExportService
 from api.domain.patient.models import Patient, PatientStatus
+from bench.postgres import analyze, scratch_database
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-SERVER = os.environ.get("INTERLUDE_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 ENTRIES_PER_PATIENT = 100
 INSERT_BATCH = 1000
 
@@ -131,7 +129,7 @@ async def bench(entries: int, backend: str, batch: int) -> Result:
             admin = await seed(entries)
             print(f"  {entries:>7} entries seeded in {perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
             if backend == "postgres":
-                await _analyze(url)
+                await analyze(url)
             exports = ExportService(batch_size=batch)
             lines, size, seconds, _ = await export_once(exports, admin, traced=False)
             _, _, _, peak = await export_once(exports, admin, traced=True)
@@ -145,28 +143,8 @@ async def database(backend: str) -> AsyncIterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite://{Path(folder) / 'bench.db'}"
         return
-    name = f"interlude_bench_{secrets.token_hex(4)}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(f"{SERVER}/postgres")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def _analyze(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
+    async with scratch_database() as (_, url):
+        yield url
 
 
 def report(results: Sequence[Result]) -> None:

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import pstats
-import secrets
 import shutil
 import subprocess
 import sys
@@ -50,11 +49,11 @@ from api.logging import configure_logging
 from api.settings import Settings
 from bench import floor
 from bench.measure import PhaseResult, counting_sql, peak_rss_kib
+from bench.postgres import SERVER, analyze, scratch_database
 from bench.seed import seed
 from jobs.passes import JobConfig
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-SERVER = os.environ.get("INTERLUDE_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 POOL = "?minsize=1&maxsize=10"
 PLAN_GOAL_SECONDS = 60.0
 GOAL_PATIENTS = 10_000
@@ -181,22 +180,17 @@ def _write_profile(profiler: cProfile.Profile, directory: Path, name: str) -> No
 
 
 async def _bench(patients: int, args: argparse.Namespace) -> Run:
-    name = f"interlude_bench_{secrets.token_hex(4)}"
-    url = f"{SERVER}/{name}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    run = Run(patients, name)
-    try:
+    async with scratch_database() as (name, url):
+        run = Run(patients, name)
         for phase in ("idle", "seed"):
             await _measured(run, phase, url, args)
-        await _analyze(url)
+        await analyze(url)
         for phase in ("plan", "replan"):
             await _measured(run, phase, url, args)
         run.floors["plan"] = await floor.plan_floor(url)
-        await _analyze(url)
+        await analyze(url)
         await _measured(run, "dispatch", url, args)
         run.floors["dispatch"] = await floor.dispatch_floor(url)
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return run
 
 
@@ -224,14 +218,6 @@ async def _spawn(phase: str, url: str, patients: int, args: argparse.Namespace) 
     return PhaseResult(**data)
 
 
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(f"{SERVER}/postgres")
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def _server_stats(database: str) -> int:
     """Transactions committed in this database so far (read from another database, so the read adds none)."""
     conn = await asyncpg.connect(f"{SERVER}/postgres")
@@ -239,15 +225,6 @@ async def _server_stats(database: str) -> int:
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         commits = await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", database)
         return int(commits or 0)
-    finally:
-        await conn.close()
-
-
-async def _analyze(url: str) -> None:
-    """A database in service has statistics; a freshly seeded one would otherwise be planned blind."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("ANALYZE")
     finally:
         await conn.close()
 

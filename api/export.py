@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from api.domain.actor import Actor, RequestMeta
-from api.domain.errors import DomainError, ErrorCode, NotFound, Unauthenticated
+from api.auth import bearer_token, request_meta
+from api.domain.actor import Actor
+from api.domain.errors import DomainError, ErrorCode, NotFound
 from api.domain.services import Services
 from schema.errors import camel
 
@@ -100,17 +101,11 @@ class ExportRoutes:
         return base.rstrip("/")
 
     def _actor(self, request: Request, operation: str, now: datetime) -> Actor:
-        client = request.client
-        state = request.scope.setdefault("state", {})
-        meta = RequestMeta(request_id=state.get("request_id", ""), ip=client.host if client else None)
+        meta = request_meta(request)
         meta.operation = operation
-        # The request log line reads the operation name and actor id from here.
-        state["meta"] = meta
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("use an Authorization: Bearer <access token> header")
-        actor = self.services.accounts.tokens.verify(token.strip(), now=now, meta=meta)
-        state["actor_id"] = str(actor.account_id)
+        token = bearer_token(request.headers.get("authorization", ""))
+        actor = self.services.accounts.tokens.verify(token, now=now, meta=meta)
+        request.scope["state"]["actor_id"] = str(actor.account_id)
         return actor
 
 

@@ -17,8 +17,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
-from api.domain.actor import RequestMeta
-from api.domain.errors import DomainError, Unauthenticated
+from api.auth import bearer_token, request_meta
+from api.domain.errors import DomainError
 from api.domain.services import Services
 from schema.context import Context
 from schema.errors import has_code, public_error
@@ -59,11 +59,7 @@ class InterludeGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         now = self.clock()
-        client = request.client
-        state = request.scope.setdefault("state", {})
-        meta = RequestMeta(request_id=state.get("request_id", ""), ip=client.host if client else None)
-        # The request log line reads the operation name from here once the operation has run.
-        state["meta"] = meta
+        meta = request_meta(request)
         context = Context(
             services=self.services, now=now, meta=meta, request=request, response=response, clock=self.clock
         )
@@ -86,17 +82,15 @@ class InterludeGraphQL(GraphQL[Context, None]):
         return UnsetType()  # the singleton UNSET: a plain connection_ack
 
     def _authenticate(self, context: Context, authorization: str, now: datetime) -> None:
-        scheme, _, token = authorization.partition(" ")
         try:
-            if scheme.lower() != "bearer" or not token:
-                raise Unauthenticated("use an Authorization: Bearer <access token> header")
-            context.actor = self.services.accounts.tokens.verify(token.strip(), now=now, meta=context.meta)
+            token = bearer_token(authorization)
+            context.actor = self.services.accounts.tokens.verify(token, now=now, meta=context.meta)
         except DomainError as exc:
             context.auth_error = exc
             return
         if isinstance(context.request, WebSocket):
             # Kept so that every later use on the connection checks the token again (`Context.require_actor`).
-            context.token = token.strip()
+            context.token = token
         if context.request is not None:
             context.request.scope.setdefault("state", {})["actor_id"] = str(context.actor.account_id)
 

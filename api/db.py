@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tortoise.exceptions import DBConnectionError
+
 from api.settings import Settings
 
 MODEL_MODULES = [
@@ -38,3 +40,16 @@ def __getattr__(name: str) -> object:
     if name == "TORTOISE_ORM":
         return tortoise_config(Settings().database_url)
     raise AttributeError(name)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database could not be reached or dropped the connection:
+    the statement did not commit, so the caller may safely send the same request again."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBConnectionError | ConnectionError | TimeoutError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

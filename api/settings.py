@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite://interlude.db"
     secret_key: str = DEFAULT_SECRET_KEY
+    # Key rotation: keys that signed tokens still in use. Their tokens are accepted (by `kid`) until they expire;
+    # nothing new is signed with them. `old1,old2` or a JSON list.
+    previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
     # The URL clients reach this API at, e.g. `https://api.clinic.example`: the base of FHIR fullUrl and self links.
@@ -50,7 +53,16 @@ class Settings(BaseSettings):
     login_ip_max_failures: int = Field(default=20, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
+    # Each further lock of the same key doubles, up to this.
+    login_lock_max_minutes: int = Field(default=24 * 60, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=10_000)
+    # GraphQL documents beyond these are refused with QUERY_TOO_COMPLEX before they run.
+    max_query_depth: int = Field(default=10, ge=2, le=50)
+    max_query_aliases: int = Field(default=15, ge=0, le=200)
+    max_query_tokens: int = Field(default=2000, ge=100, le=100_000)
+    max_query_cost: int = Field(default=5000, ge=10)
+    # `/metrics` answers only with `Authorization: Bearer <token>` when this is set.
+    metrics_token: str | None = None
     # How long /readyz waits for the database before answering 503.
     readiness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
@@ -71,6 +83,9 @@ class Settings(BaseSettings):
     # How return of pain after a course's last session is judged (api/domain/outcome/rules.py). Every value
     # computed from it names the rule it came from.
     outcome_return_rule: str = DEFAULT_RULE
+    # Legal retention hold: an erased patient's clinical record is kept this long after their last clinical data
+    # (0: no hold, erasure removes it at once). Identifying and contact data go at once either way.
+    retention_days: int = Field(default=3650, ge=0, le=36500)
     # Push providers. A platform without credentials falls back to the `log` provider (records, sends nothing).
     push_fcm_service_account_file: Path | None = None
     push_fcm_base_url: str = "https://fcm.googleapis.com"
@@ -114,7 +129,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL, e.g. https://api.clinic.example")
         return value.rstrip("/")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "previous_secret_keys", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if not isinstance(value, str):

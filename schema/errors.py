@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult, StreamExecutionResult
 
+from api.db import is_connection_failure
 from api.domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("interlude.graphql")
@@ -68,6 +69,14 @@ def public_error(error: GraphQLError, request_id: str) -> GraphQLError:
         if field := input_error_field(error.message):
             extensions["field"] = field
         return _with(error, error.message, extensions)
+    if cause is not None and is_connection_failure(cause):
+        # The exception's class only: driver messages may quote the URL or the statement.
+        log.warning("graphql.database_unavailable", extra={"request_id": request_id, "error": type(cause).__name__})
+        return _with(
+            error,
+            "The service is briefly unavailable; send the request again",
+            {"code": ErrorCode.UNAVAILABLE.value, "retryable": True, "requestId": request_id},
+        )
     log.error(
         "graphql.unexpected_error",
         exc_info=(type(cause), cause, cause.__traceback__) if cause is not None else None,

@@ -14,6 +14,8 @@ class ErrorCode(StrEnum):
     PROMPT_EXPIRED = "PROMPT_EXPIRED"
     RATE_LIMITED = "RATE_LIMITED"
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    # The database could not be reached: nothing was done, and the same request may be sent again.
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 

@@ -14,6 +14,8 @@ class Clinic(Model):
     id = fields.UUIDField(primary_key=True, default=uuid4)
     name = fields.CharField(max_length=200)
     created_at = fields.DatetimeField()
+    # Clinicians and admins of this clinic must sign in with a TOTP second factor.
+    require_staff_otp = fields.BooleanField(default=False)
 
     class Meta:
         table = "clinic"
@@ -31,6 +33,12 @@ class Account(Model):
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField()
     last_login_at = fields.DatetimeField(null=True)
+    # TOTP second factor (staff): the secret sealed with the installation's key, set at enrolment; confirmed once a
+    # first code has been checked; the last accepted time step, so that a code is never accepted twice.
+    totp_secret_sealed = fields.TextField(null=True)
+    totp_confirmed_at = fields.DatetimeField(null=True)
+    totp_last_step = fields.BigIntField(null=True)
+    password_changed_at = fields.DatetimeField(null=True)
 
     clinic_id: UUID
 
@@ -64,6 +72,8 @@ class ThrottleBucket(Model):
     failures = fields.IntField(default=0)
     window_started_at = fields.DatetimeField()
     locked_until = fields.DatetimeField(null=True)
+    # How many times this key has been locked in a row: each lock lasts longer (backoff) until a success resets it.
+    lock_count = fields.IntField(default=0)
 
     class Meta:
         table = "throttle_bucket"

@@ -41,6 +41,11 @@ class Patient(Model):
     enrolled_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     activated_at = fields.DatetimeField(null=True)
+    # Erasure (GDPR Art. 17): when it was asked for, until when a legal-retention hold keeps the clinical record,
+    # and when the record was finally erased.
+    erasure_requested_at = fields.DatetimeField(null=True)
+    retained_until = fields.DatetimeField(null=True, db_index=True)
+    erased_at = fields.DatetimeField(null=True)
 
     clinic_id: UUID
     account_id: UUID | None

@@ -1,4 +1,4 @@
-"""HTTP routes for exports: FHIR `$everything`, the clinic's bulk NDJSON and diary CSV.
+"""HTTP routes for exports: FHIR `$everything`, a patient's own record, the clinic's bulk NDJSON and diary CSV.
 
 Bearer-token authentication as on /graphql. Refusals are JSON (an OperationOutcome on the FHIR route) with the HTTP
 status of their code; an id that cannot be parsed is a patient that does not exist (404), never a 500. Nothing is
@@ -20,6 +20,7 @@ from api.auth import bearer_token, request_meta
 from api.domain.actor import Actor
 from api.domain.errors import DomainError, ErrorCode, NotFound
 from api.domain.services import Services
+from api.http_status import http_status
 from schema.errors import camel
 
 FHIR_JSON = "application/fhir+json"
@@ -27,14 +28,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 # Lines are sent in chunks of about this size: one ASGI message per line would cost more than the line itself.
 CHUNK_BYTES = 64 * 1024
 
-STATUS = {
-    ErrorCode.UNAUTHENTICATED: 401,
-    ErrorCode.FORBIDDEN: 403,
-    ErrorCode.NOT_FOUND: 404,
-    ErrorCode.BAD_USER_INPUT: 400,
-    ErrorCode.CONFLICT: 409,
-    ErrorCode.RATE_LIMITED: 429,
-}
 # FHIR R4 issue-type codes (http://hl7.org/fhir/issue-type) for our error codes.
 ISSUE_TYPE = {
     ErrorCode.UNAUTHENTICATED: "login",
@@ -59,6 +52,7 @@ class ExportRoutes:
             Route("/fhir/Patient/{patient_id}/$everything", self.everything, methods=["GET"]),
             Route("/export/clinic.ndjson", self.clinic_ndjson, methods=["GET"]),
             Route("/export/diary.csv", self.diary_csv, methods=["GET"]),
+            Route("/export/me", self.own_record, methods=["GET"]),
         ]
 
     async def everything(self, request: Request) -> Response:
@@ -71,6 +65,19 @@ class ExportRoutes:
         except DomainError as exc:
             return _operation_outcome(exc)
         return JSONResponse(bundle, media_type=FHIR_JSON, headers=NO_STORE)
+
+    async def own_record(self, request: Request) -> Response:
+        """The signed-in patient's whole record as a file to keep (GDPR Art. 20): the Bundle of their `$everything`."""
+        now = self.clock()
+        try:
+            actor = self._actor(request, "export.me", now)
+            base_url = self._base_url(request) + "/fhir"
+            bundle = await self.services.exports.own_record(actor, base_url=base_url, now=now)
+        except DomainError as exc:
+            return _operation_outcome(exc)
+        name = f"interlude-record-{now.date().isoformat()}.json"
+        headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'}
+        return JSONResponse(bundle, media_type=FHIR_JSON, headers=headers)
 
     async def clinic_ndjson(self, request: Request) -> Response:
         now = self.clock()
@@ -140,10 +147,10 @@ def _error(exc: DomainError) -> JSONResponse:
     error: dict[str, Any] = {"code": exc.code.value, "message": exc.message}
     if exc.field is not None:
         error["field"] = camel(exc.field)
-    return JSONResponse({"error": error}, status_code=STATUS.get(exc.code, 400), headers=_headers(exc))
+    return JSONResponse({"error": error}, status_code=http_status(exc.code), headers=_headers(exc))
 
 
 def _operation_outcome(exc: DomainError) -> JSONResponse:
     issue = {"severity": "error", "code": ISSUE_TYPE.get(exc.code, "processing"), "diagnostics": exc.message}
     body = {"resourceType": "OperationOutcome", "issue": [issue]}
-    return JSONResponse(body, status_code=STATUS.get(exc.code, 400), media_type=FHIR_JSON, headers=_headers(exc))
+    return JSONResponse(body, status_code=http_status(exc.code), media_type=FHIR_JSON, headers=_headers(exc))

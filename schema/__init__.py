@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from api.domain.errors import ErrorCode
 from schema.account.operations import AccountMutation, AccountQuery
 from schema.alert.operations import AlertMutation, AlertQuery
 from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
+from schema.limits import DEFAULT_LIMITS, Limits, QueryLimits
 from schema.operation import OperationName
 from schema.outcome.operations import OutcomeQuery
 from schema.patient.operations import PatientMutation, PatientQuery
 from schema.prompt.operations import PromptMutation, PromptQuery
 from schema.push.operations import DeviceMutation
 from schema.questionnaire.operations import QuestionnaireMutation, QuestionnaireQuery
+from schema.storable import StorableText
 from schema.treatment.operations import TreatmentMutation
 
 
@@ -52,10 +56,24 @@ class Subscription(AlertSubscription):
     pass
 
 
+# Documents each of the parser and validation caches keeps: with the transport's byte limit (`Limits.bytes`, checked
+# before parsing), at most this many times that much text, and the trees parsed from it.
+CACHED_DOCUMENTS = 256
+# graphql-core's hint after an unknown name: "Did you mean 'first'?", "Did you mean the enum value 'OPEN'?".
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+
+
 class InterludeSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Strawberry would log every error's message here, and a message may quote the caller's variables
-        (notes, emails, passwords). `ErrorPolicy` logs unexpected failures itself, with the request id."""
+        (notes, emails, passwords). `ErrorPolicy` logs unexpected failures itself, with the request id.
+
+        Without field suggestions (production) no message suggests any name: with introspection off, hints about
+        arguments, input fields and enum values would still spell the schema out. Strawberry only drops them from
+        unknown fields; every error of an operation passes here before it is answered."""
+        if self.config.disable_field_suggestions:
+            for error in errors:
+                error.message = _SUGGESTION.sub("", error.message)
 
 
 class SafeParserCache(ParserCache):
@@ -71,12 +89,38 @@ class SafeParserCache(ParserCache):
         yield
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
+class OperationChoice(SchemaExtension):
+    """GraphQL's GetOperation: a document of several operations runs none unless `operationName` names one.
+    Strawberry would run the first."""
+
+    provided: str | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        # Before parsing, the context's operation name is only what the request gave.
+        self.provided = self.execution_context.operation_name
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)] if document else []
+        if self.provided is None and len(operations) > 1 and not context.pre_execution_errors:
+            message = "The document has several operations: name the one to run in operationName"
+            context.pre_execution_errors = [GraphQLError(message, extensions={"code": ErrorCode.BAD_USER_INPUT.value})]
+        yield
+
+
+def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | object] = [
         ErrorPolicy,
         OperationName,
-        lambda: SafeParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
+        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        # After the validation cache, whose result they would otherwise be overwritten by.
+        OperationChoice,
+        lambda: QueryLimits(limits),
+        # Last of the checks before execution: it searches only a valid document within the limits.
+        StorableText,
     ]
     if production:
         extensions.append(DisableIntrospection)

@@ -14,6 +14,7 @@ from uuid import UUID
 from tortoise.expressions import Q
 
 from api.domain.errors import BadInput
+from api.domain.text import storable
 
 T = TypeVar("T")
 
@@ -50,6 +51,9 @@ def decode_cursor(cursor: str, parse_key: Callable[[str], datetime | str]) -> tu
         raw, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if not isinstance(raw, str) or not isinstance(row_id, str):
             raise TypeError("cursor parts must be strings")
+        if not storable(raw):
+            # No row holds such a key, and the query would fail on it (NUL on PostgreSQL, a surrogate anywhere).
+            raise ValueError("cursor key cannot be stored")
         return parse_key(raw), UUID(row_id)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise BadInput("after", "is not a cursor from this list") from exc
@@ -64,6 +68,18 @@ def parse_instant(raw: str) -> datetime:
         return instant.astimezone(UTC)
     except OverflowError as exc:
         raise ValueError("cursor instant is out of range") from exc
+
+
+def text_key(max_length: int) -> Callable[[str], str]:
+    """A parser for a cursor's text key read from a column of `max_length` characters: a longer key was not made
+    by us, and the ORM refuses to compare the column with it."""
+
+    def parse(raw: str) -> str:
+        if len(raw) > max_length:
+            raise ValueError("cursor key is longer than its column")
+        return raw
+
+    return parse
 
 
 def after_filter(field: str, cursor: str | None, parse_key: Callable[[str], datetime | str], *, descending: bool) -> Q:

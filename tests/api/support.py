@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from tortoise.context import TortoiseContext
+
+from api.db import tortoise_config
 
 CLIENT_IP = "203.0.113.7"
+
+
+def unreachable_database(backend: str, tmp_path: Path) -> str:
+    """A database URL nothing answers at: nothing listens on port 1 (refused at once); SQLite cannot open a
+    directory as its file, after which Tortoise's SQLite client never answers again (timeouts must answer instead)."""
+    return "postgres://postgres@127.0.0.1:1/interlude_nowhere" if backend == "postgres" else f"sqlite://{tmp_path}"
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[None]:
+    """`url` as the current Tortoise context for this task; the session's global context is left as it was."""
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(url))
+        yield
 
 
 @asynccontextmanager

@@ -15,16 +15,15 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-from tortoise.context import TortoiseContext
+from starlette.types import Message
 
 from api import migrations
 from api.app import create_app
-from api.db import tortoise_config
 from api.domain.account.tokens import AccessTokens
 from api.domain.actor import Role
 from api.domain.services import Services
 from api.settings import Settings
-from tests.api.support import client_for, codes, data, post_graphql
+from tests.api.support import client_for, codes, data, opened, post_graphql, unreachable_database
 from tests.conftest import POSTGRES, Database
 from tests.factories import PASSWORD, Factory
 
@@ -80,14 +79,6 @@ async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
         await conn.close()
 
 
-@asynccontextmanager
-async def opened(url: str) -> AsyncIterator[None]:
-    """`url` as the current Tortoise context for this task; the session's global context is left as it was."""
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(url))
-        yield
-
-
 async def test_readyz_refuses_until_migrations_are_applied(
     db: Database, settings: Settings, tmp_path: Path, now: datetime
 ) -> None:
@@ -107,9 +98,7 @@ async def test_readyz_refuses_until_migrations_are_applied(
 async def test_readyz_refuses_when_the_database_is_unreachable(
     db: Database, settings: Settings, tmp_path: Path, now: datetime
 ) -> None:
-    # Nothing listens on port 1; SQLite cannot open a directory as its file.
-    url = "postgres://postgres@127.0.0.1:1/interlude_nowhere" if db.backend == "postgres" else f"sqlite://{tmp_path}"
-    # After a failed connect Tortoise's SQLite client never answers again: the probe's timeout answers instead.
+    url = unreachable_database(db.backend, tmp_path)
     quick = settings.model_copy(update={"readiness_timeout_seconds": 0.05})
     app = create_app(quick, manage_orm=False, clock=lambda: now)
     async with opened(url), client_for(app) as client:
@@ -395,6 +384,47 @@ async def test_an_exception_outside_graphql_is_a_500_that_names_its_request_id(
     assert after.status_code == 200  # the app keeps serving
 
 
+async def test_a_client_that_hangs_up_mid_request_is_logged_not_answered(
+    db: Database, settings: Settings, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, manage_orm=False, clock=lambda: now)
+    parts: list[Message] = [
+        {"type": "http.request", "body": b'{"query": "{ me', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return parts.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"x-request-id", b"hung-up")],
+        "client": ("203.0.113.7", 50000),
+        "server": ("interlude.test", 80),
+    }
+    with caplog.at_level(logging.INFO, logger="interlude.http"):
+        await app(scope, receive, send)
+
+    assert sent == []  # nobody is there to read an answer
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("http.")] == [
+        "http.client_disconnected",
+        "http.request",
+    ]
+    assert caplog.records[-1].__dict__["status"] == 499
+
+
 # --- request limits ----------------------------------------------------------------------------------------
 
 
@@ -428,13 +458,3 @@ async def test_a_body_just_under_the_limit_is_served(db: Database, settings: Set
         response = await post_graphql(client, query)
     assert len(response.request.content) < 10_000
     assert response.status_code == 200
-
-
-async def test_operations_over_get_are_refused(http: httpx.AsyncClient) -> None:
-    query = await http.get("/graphql", params={"query": "{ __typename }"})
-    mutation = await http.get("/graphql", params={"query": 'mutation { logout(refreshToken: "x") }'})
-    assert (query.status_code, query.text) == (400, "queries are not allowed when using GET")
-    assert (mutation.status_code, mutation.text) == (400, "mutations are not allowed when using GET")
-    assert query.headers["x-request-id"]
-    # The same document over POST is served: the refusal is about the method.
-    assert data(await post_graphql(http, "{ __typename }")) == {"__typename": "Query"}

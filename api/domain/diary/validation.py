@@ -14,6 +14,7 @@ from uuid import UUID
 from api.domain.clock import require_aware
 from api.domain.diary.vocabulary import BodyRegion, SideEffect
 from api.domain.errors import BadInput, NotFound
+from api.domain.text import storable
 
 MAX_NOTE = 2000
 SCORE_FIELDS = ("pain_now", "pain_worst", "pain_average", "sleep_quality", "mood")
@@ -154,17 +155,9 @@ def _note(value: str | None) -> str | None:
         raise BadInput("note", f"must be at most {MAX_NOTE} characters")
     # PostgreSQL text cannot hold NUL and no backend can encode a lone surrogate: refuse them here rather than
     # fail the insert (which would surface as an internal error and stop the rest of a sync batch).
-    if "\x00" in value or not _encodable(value):
+    if not storable(value):
         raise BadInput("note", "contains characters that cannot be stored")
     return value
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _prompt_id(value: str | UUID | None) -> UUID | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from graphql import GraphQLError
@@ -19,6 +19,11 @@ from api.db import is_connection_failure
 from api.domain.errors import DomainError, ErrorCode
 
 log = logging.getLogger("interlude.graphql")
+
+# Where the app leaves, in the request's state, a callable that counts error codes (`api.metrics`); absent, the
+# codes are only logged.
+ERROR_COUNTER = "count_graphql_errors"
+ErrorCounter = Callable[[Sequence[str]], None]
 
 # graphql-core 3.3: "Variable '$input' has invalid value at .sideEffects[0].severity: …",
 # "Variable '$email' of required type 'String!' was not provided.", "… of non-null type … must not be null."
@@ -109,8 +114,16 @@ class ErrorPolicy(SchemaExtension):
         if result is not None and errors:
             request_id = self._request_id()
             result.errors = [e if _already_public(e) else public_error(e, request_id) for e in errors]
+            codes = error_codes(result.errors)
             # Codes only: messages of refused requests may quote the caller's variables (health data, emails).
-            log.info("graphql.errors", extra={"request_id": request_id, "codes": _codes(result.errors)})
+            log.info("graphql.errors", extra={"request_id": request_id, "codes": codes})
+            if (count := self._error_counter()) is not None:
+                count(codes)
+
+    def _error_counter(self) -> ErrorCounter | None:
+        request = getattr(self.execution_context.context, "request", None)
+        counter: ErrorCounter | None = getattr(request.state, ERROR_COUNTER, None) if request is not None else None
+        return counter
 
     def _request_id(self) -> str:
         context = self.execution_context.context
@@ -122,7 +135,8 @@ def _already_public(error: GraphQLError) -> bool:
     return has_code(error) and error.original_error is None
 
 
-def _codes(errors: list[GraphQLError]) -> list[str]:
+def error_codes(errors: Sequence[GraphQLError]) -> list[str]:
+    """Each error's `extensions.code` ("" for none), as counted and logged."""
     return [str((e.extensions or {}).get("code", "")) for e in errors]
 
 

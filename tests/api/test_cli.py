@@ -13,12 +13,13 @@ import sys
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
 
+from api.domain.account.sealing import Sealer
 from tests.api.support import codes, post_graphql
 from tests.conftest import POSTGRES, repo_root
 
@@ -84,6 +85,11 @@ def sqlite_url(path: Path) -> str:
 def query(db_file: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
     with closing(sqlite3.connect(db_file)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def write(db_file: Path, sql: str, *params: object) -> None:
+    with closing(sqlite3.connect(db_file)) as conn, conn:  # the inner `with` commits
+        conn.execute(sql, params)
 
 
 @dataclass
@@ -164,7 +170,7 @@ def test_create_user_makes_admins_too(migrated: Migrated) -> None:
         (
             ["--role", "clinician", "--email", "a@b.test", "--password", "short"],
             1,
-            "password: must be at least 10 characters",
+            "password: must be at least 12 characters",
         ),
     ],
 )
@@ -200,6 +206,48 @@ def test_create_user_refuses_a_duplicate_email(migrated: Migrated) -> None:
     assert second.code == 1
     assert "email: an account with this email already exists" in second.err
     assert "Traceback" not in second.err
+
+
+OLD_KEY = "old-installation-secret-key-that-is-long-0001"
+NEW_KEY = "new-installation-secret-key-that-is-long-0002"
+DROPPED_KEY = "dropped-installation-secret-key-that-is-0003"
+
+
+def test_reseal_secrets_moves_every_totp_secret_to_the_current_key(migrated: Migrated) -> None:
+    """After a rotation: secrets under the previous key are sealed again under the current one; what no configured
+    key opens is counted, never named by email."""
+    sealed_under = {"moved": OLD_KEY, "current": NEW_KEY, "lost": DROPPED_KEY}
+    ids = {name: uuid4() for name in sealed_under}
+    for name, key in sealed_under.items():
+        write(
+            migrated.file,
+            "INSERT INTO account (id, clinic_id, role, email, password_hash, is_active, created_at, "
+            "totp_secret_sealed, totp_confirmed_at) VALUES (?, ?, 'CLINICIAN', ?, 'x', 1, ?, ?, ?)",
+            str(ids[name]),
+            str(migrated.clinic_id),
+            f"reseal-{name}@north.test",
+            "2026-11-26 12:00:00+00:00",
+            Sealer(key).seal(f"SECRET{name.upper()}", owner=ids[name]),
+            "2026-11-26 12:00:00+00:00",
+        )
+    rotated = {"INTERLUDE_SECRET_KEY": NEW_KEY, "INTERLUDE_PREVIOUS_SECRET_KEYS": OLD_KEY}
+
+    first = run(migrated.url, "reseal-secrets", cwd=migrated.cwd, **rotated)
+    second = run(migrated.url, "reseal-secrets", cwd=migrated.cwd, **rotated)
+
+    assert first.code == 0, first.err
+    assert first.out.splitlines() == [
+        "re-sealed under the current key: 1",
+        "already under the current key: 1",
+        "unopenable (under a key no longer configured): 1",
+    ]
+    assert second.out.splitlines()[:2] == ["re-sealed under the current key: 0", "already under the current key: 2"]
+    assert "north.test" not in first.out + first.err + second.out + second.err
+    rows = query(migrated.file, "SELECT id, totp_secret_sealed FROM account WHERE email LIKE 'reseal-%'")
+    stored = {str(account_id): sealed for account_id, sealed in rows}
+    # The old key can go: the moved secret opens under the new key alone; the lost one is left as it was.
+    assert Sealer(NEW_KEY).open(str(stored[str(ids["moved"])]), owner=ids["moved"]).plaintext == "SECRETMOVED"
+    assert Sealer(DROPPED_KEY).open(str(stored[str(ids["lost"])]), owner=ids["lost"]).plaintext == "SECRETLOST"
 
 
 @pytest.mark.parametrize("command", [["create-clinic", "North Clinic"], ["demo"]])

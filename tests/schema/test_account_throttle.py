@@ -149,3 +149,26 @@ async def test_throttle_keys_hold_neither_emails_nor_addresses(
 
     assert len(keys) == 2
     assert not any("someone" in k or "203.0.113" in k for k in keys)
+
+
+async def test_a_second_lock_lasts_twice_as_long_and_a_success_resets_the_backoff(
+    factory: Factory, gql: GraphQLClient, settings: Settings, now: datetime
+) -> None:
+    clinic = await factory.clinic()
+    staff = await factory.staff(clinic)
+    lock = timedelta(minutes=settings.login_lock_minutes)
+    assert settings.login_lock_max_minutes >= 2 * settings.login_lock_minutes
+    await _fail(gql, staff.email, settings.login_max_failures, now)
+    first_ends = now + timedelta(seconds=settings.login_max_failures - 1) + lock
+
+    await _fail(gql, staff.email, settings.login_max_failures, first_ends)
+    second_locked_at = first_ends + timedelta(seconds=settings.login_max_failures - 1)
+
+    still = await _login(gql, staff.email, PASSWORD, now=second_locked_at + 2 * lock - timedelta(seconds=1))
+    assert still.codes == ["RATE_LIMITED"]
+    (await _login(gql, staff.email, PASSWORD, now=second_locked_at + 2 * lock)).ok()
+    # The success forgot the earlier locks: the next one lasts the base time again.
+    third_at = second_locked_at + 3 * lock
+    await _fail(gql, staff.email, settings.login_max_failures, third_at)
+    third_locked_at = third_at + timedelta(seconds=settings.login_max_failures - 1)
+    (await _login(gql, staff.email, PASSWORD, now=third_locked_at + lock)).ok()

@@ -1,22 +1,33 @@
-"""Short-lived access tokens (JWT, HS256, with `kid`) and opaque refresh tokens stored as hashes."""
+"""Short-lived access tokens (JWT, HS256, with `kid`) and opaque refresh tokens stored as hashes.
+
+Key rotation: tokens are signed with the current secret key and carry its `kid`; a token whose `kid` names one of
+the previous keys is verified with that key, and any other `kid` is refused. A previous key may have leaked (that is
+often why it is rotated), and its holder can sign any claims with it: so its tokens are accepted only if issued no
+later than `started_at` (when this process built its services, after the rotation) and for no longer than the
+access-token lifetime. Every previous-key token is then dead one lifetime after the restart that rotated the key,
+whatever its holder signs. Refresh tokens are random strings looked up by hash, so a rotation leaves them working.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import jwt
 
 from api.domain.actor import Actor, RequestMeta, Role
-from api.domain.errors import Unauthenticated
+from api.domain.errors import Forbidden, Unauthenticated
 
 ALGORITHM = "HS256"
 ISSUER = "interlude"
 # How far a token's issue time may lie ahead of our clock (replicas' clocks drift a little).
 CLOCK_LEEWAY = timedelta(seconds=60)
+# The scope of a session that may do nothing but enrol a second factor (its clinic requires one).
+ENROLMENT_SCOPE = "otp-enrolment"
 
 
 def sha256_hex(value: str) -> str:
@@ -27,18 +38,60 @@ def new_opaque_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def key_id(secret_key: str) -> str:
+    # Names the key without revealing it; lets a later key rotation accept old tokens by kid.
+    return sha256_hex("kid:" + secret_key)[:12]
+
+
+class EnrolmentRequired(Forbidden):
+    """A valid token of a session limited to enrolling a second factor. It carries the actor, so that the few
+    operations such a session may use (me, enrollTotp, confirmTotp) can act for it; everything else is refused."""
+
+    def __init__(self, actor: Actor) -> None:
+        super().__init__(
+            "your clinic requires a second factor: enrol one (enrollTotp, confirmTotp), then refresh the session"
+        )
+        self.actor = actor
+
+
 @dataclass(frozen=True)
 class AccessTokens:
     secret_key: str
     ttl: timedelta
+    # Keys that signed tokens which may still be in use; nothing new is signed with them.
+    previous_keys: Sequence[str] = field(default=())
+    # The latest issue time accepted from a previous key: this process's start. Required with previous keys.
+    started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.previous_keys and self.started_at is None:
+            raise ValueError("previous signing keys need started_at, the latest issue time accepted from them")
 
     @property
     def kid(self) -> str:
-        # Names the key without revealing it; lets a later key rotation accept old tokens by kid.
-        return sha256_hex("kid:" + self.secret_key)[:12]
+        return key_id(self.secret_key)
+
+    def _key_for(self, kid: object) -> str:
+        for secret in (self.secret_key, *self.previous_keys):
+            if kid == key_id(secret):
+                return secret
+        raise Unauthenticated("unknown signing key")
+
+    def _retired_key_allows(self, issued_at: int, expires_at: int) -> bool:
+        """A previous key's token: issued before this process started, for at most one lifetime."""
+        if self.started_at is None:
+            return False
+        return issued_at <= self.started_at.timestamp() and expires_at - issued_at <= self.ttl.total_seconds()
 
     def issue(
-        self, *, account_id: UUID, role: Role, clinic_id: UUID, patient_id: UUID | None, now: datetime
+        self,
+        *,
+        account_id: UUID,
+        role: Role,
+        clinic_id: UUID,
+        patient_id: UUID | None,
+        now: datetime,
+        enrolment_only: bool = False,
     ) -> tuple[str, datetime]:
         expires_at = now + self.ttl
         claims = {
@@ -51,17 +104,28 @@ class AccessTokens:
             "iat": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
         }
+        if enrolment_only:
+            claims["scp"] = ENROLMENT_SCOPE
         token = jwt.encode(claims, self.secret_key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return token, expires_at
 
     def verify(self, token: str, *, now: datetime, meta: RequestMeta | None = None) -> Actor:
+        """The token's actor; UNAUTHENTICATED for anything not issued by us or expired, FORBIDDEN
+        (`EnrolmentRequired`) for a session limited to enrolling a second factor."""
+        actor, scope = self._verify(token, now=now, meta=meta)
+        if scope == ENROLMENT_SCOPE:
+            raise EnrolmentRequired(actor)
+        if scope is not None:
+            raise Unauthenticated("invalid access token")
+        return actor
+
+    def _verify(self, token: str, *, now: datetime, meta: RequestMeta | None) -> tuple[Actor, object]:
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("kid") != self.kid:
-                raise Unauthenticated("unknown signing key")
+            # The kid only chooses among our own keys; the signature is then checked with the key it names.
+            key = self._key_for(jwt.get_unverified_header(token).get("kid"))
             claims = jwt.decode(
                 token,
-                self.secret_key,
+                key,
                 algorithms=[ALGORITHM],
                 issuer=ISSUER,
                 # PyJWT would judge exp, iat and nbf by the wall clock; all time checks use the injected `now`.
@@ -77,13 +141,15 @@ class AccessTokens:
             raise Unauthenticated("invalid access token") from exc
         if claims.get("typ") != "access" or issued_at > (now + CLOCK_LEEWAY).timestamp():
             raise Unauthenticated("invalid access token")
+        if key != self.secret_key and not self._retired_key_allows(issued_at, expires_at):
+            raise Unauthenticated("invalid access token")
         if expires_at <= now.timestamp():
             raise Unauthenticated("access token expired")
         try:
             role = Role(claims["role"])
             if role is Role.SYSTEM:
                 raise ValueError("system actors never hold tokens")
-            return Actor(
+            actor = Actor(
                 account_id=UUID(claims["sub"]),
                 role=role,
                 clinic_id=UUID(claims["cid"]),
@@ -92,3 +158,4 @@ class AccessTokens:
             )
         except (ValueError, KeyError) as exc:
             raise Unauthenticated("invalid access token") from exc
+        return actor, claims.get("scp")

@@ -1,7 +1,9 @@
 """Recording and reading the audit trail.
 
 Every staff read or write of patient data leaves one event per operation and patient: the first touch of a patient
-in a request writes the event; further reads of the same patient in that request are covered by it.
+in a request writes the event; further reads of the same patient in that request are covered by it. Security events
+(a password change, an erasure, a patient's own export, the purge) are recorded whoever acts, patients and the
+system included: `record_security_event`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import datetime
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from api.domain.actor import Actor, Role
 from api.domain.audit.models import AuditEvent, AuditSubject
@@ -43,6 +46,29 @@ async def record(
         # Not recorded after all: a later read in this request must try again rather than go unaudited.
         seen.difference_update(marked)
         raise
+
+
+async def record_security_event(
+    actor: Actor,
+    action: str,
+    patients: Sequence[UUID] = (),
+    *,
+    now: datetime,
+    object_id: UUID | None = None,
+    using_db: BaseDBAsyncClient | None = None,
+) -> None:
+    """One event of its own, whoever acts: a stolen patient token that changes the password, erases the account or
+    downloads the record must show in the trail, and so must the system's purge. The event and its subjects are
+    written in one transaction (the caller's, when given)."""
+    if using_db is None:
+        async with in_transaction() as conn:
+            await record_security_event(actor, action, patients, now=now, object_id=object_id, using_db=conn)
+        return
+    if actor.is_staff:
+        # Through `record`, so that a later read of the same patients in this request is covered by this event.
+        await record(actor, action, patients, now=now, object_id=object_id, write=True, using_db=using_db)
+        return
+    await _insert(actor, action, patients, now=now, object_id=object_id, using_db=using_db)
 
 
 async def _insert(

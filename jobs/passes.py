@@ -11,6 +11,7 @@ from api.domain.account.housekeeping import purge_expired_credentials
 from api.domain.actor import Actor
 from api.domain.alert.service import AlertService
 from api.domain.alert.timed import clinics_to_check
+from api.domain.patient.erasure import purge
 from api.domain.prompt.scheduling import SchedulingPolicy, plan_all
 from api.domain.prompt.service import expire_due
 from api.domain.push import outbox, receipts
@@ -82,6 +83,12 @@ async def escalate_alerts(config: JobConfig, now: datetime) -> Counts:
     return _logged("alert.escalate", {"escalated": len(await config.alerts.escalate(now=now))})
 
 
+async def purge_erased(config: JobConfig, now: datetime) -> Counts:
+    """Erased patients whose legal-retention hold has ended lose their clinical record; prompts planned after an
+    erasure are cancelled or deleted."""
+    return _logged("erasure.purge", asdict(await purge(now=now)))
+
+
 async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
     """Every pass once, at `now`, in the order a real clock would run them."""
     return {
@@ -92,6 +99,7 @@ async def tick(config: JobConfig, now: datetime) -> dict[str, Counts]:
         "account.purge_expired_credentials": await purge_credentials(config, now),
         "alert.time_rules": await alert_time_rules(config, now),
         "alert.escalate": await escalate_alerts(config, now),
+        "erasure.purge": await purge_erased(config, now),
     }
 
 

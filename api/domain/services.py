@@ -9,6 +9,7 @@ from api.domain.alert.service import AlertService
 from api.domain.diary.service import DiaryService
 from api.domain.export.service import ExportService
 from api.domain.outcome.service import OutcomeService
+from api.domain.patient.erasure import ErasureService
 from api.domain.patient.service import PatientService
 from api.domain.prompt.service import PromptService
 from api.domain.questionnaire.service import QuestionnaireService
@@ -26,3 +27,4 @@ class Services:
     outcomes: OutcomeService
     alerts: AlertService
     exports: ExportService
+    erasure: ErasureService

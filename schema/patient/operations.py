@@ -9,7 +9,7 @@ import strawberry
 from schema.context import Info
 from schema.ids import parse_id
 from schema.pagination import Connection
-from schema.patient.types import Patient, PatientStatus
+from schema.patient.types import Erasure, Patient, PatientStatus
 
 
 @strawberry.input
@@ -63,3 +63,27 @@ class PatientMutation:
             now=ctx.now,
         )
         return Invite(code=issued.code, expires_at=issued.expires_at, patient=Patient.from_model(issued.patient))
+
+    @strawberry.mutation(
+        description="The signed-in patient erases their account, confirming with their password. Identifying and "
+        "contact data go at once; the clinical record is kept under the clinic's legal-retention hold, then deleted. "
+        "A wrong password is BAD_USER_INPUT and counts as a failed sign-in; once locked, RATE_LIMITED."
+    )
+    async def erase_my_account(self, info: Info, password: str) -> Erasure:
+        ctx = info.context
+        erasure = await ctx.services.erasure.erase_own(ctx.require_actor(), password, now=ctx.now)
+        return Erasure.from_domain(erasure)
+
+    @strawberry.mutation(
+        description="Clinic admins: erase a patient who asked by other channels, confirming with your password and "
+        "(once enabled) a current code. The reason is required and stored nowhere (it may hold health data)."
+    )
+    async def erase_patient(
+        self, info: Info, patient_id: strawberry.ID, reason: str, password: str, otp: str | None = None
+    ) -> Erasure:
+        ctx = info.context
+        patient = parse_id(patient_id, "patient", "patient_id")
+        erasure = await ctx.services.erasure.erase_patient(
+            ctx.require_actor(), patient, reason, password=password, otp=otp, now=ctx.now
+        )
+        return Erasure.from_domain(erasure)

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from api.domain.outcome.series import Bucket
+from api.domain.patient.erasure import Erasure as DomainErasure
 from api.domain.patient.models import Patient as PatientModel
 from api.domain.patient.models import PatientStatus as DomainPatientStatus
 from schema.alert.operations import alert_page
@@ -141,9 +142,31 @@ class Patient:
         entry = await info.context.loaders.latest_entry.load(self._model.id)
         return DiaryEntry.from_model(entry) if entry else None
 
-    @strawberry.field(description="Sign-in email, once the patient has registered.")
+    @strawberry.field(description="Sign-in email, once the patient has registered; null once erased.")
     async def email(self, info: Info) -> str | None:
-        if self._model.account_id is None:
+        # An erased patient's account holds a placeholder, not an address anyone could write to.
+        if self._model.account_id is None or self._model.status is DomainPatientStatus.ERASED:
             return None
         account = await info.context.loaders.account.load(self._model.account_id)
         return account.email if account else None
+
+
+@strawberry.type(description="A patient's erasure (GDPR Art. 17).")
+class Erasure:
+    patient_id: strawberry.ID
+    status: PatientStatus  # type: ignore[valid-type]
+    requested_at: datetime
+    retained_until: datetime | None = strawberry.field(
+        description="Until when a legal-retention hold keeps the clinical record; null without a hold."
+    )
+    erased_at: datetime | None = strawberry.field(description="When the clinical record was deleted; null while held.")
+
+    @classmethod
+    def from_domain(cls, e: DomainErasure) -> Erasure:
+        return cls(
+            patient_id=to_id(e.patient_id),
+            status=e.status,
+            requested_at=e.requested_at,
+            retained_until=e.retained_until,
+            erased_at=e.erased_at,
+        )

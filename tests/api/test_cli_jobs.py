@@ -53,6 +53,7 @@ def test_tick_runs_every_pass_once_and_a_replay_at_the_same_clock_changes_nothin
         "account.purge_expired_credentials",
         "alert.time_rules",
         "alert.escalate",
+        "erasure.purge",
     ]
     assert "released=0" not in first.out  # everything due by the last planned delivery goes out
     [(unsent_due,)] = query(file, "SELECT count(*) FROM prompt WHERE status = 'SCHEDULED' AND deliver_at <= ?", latest)

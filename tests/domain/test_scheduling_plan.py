@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.domain.actor import Role
 from api.domain.errors import BadInput
+from api.domain.patient.erasure import ErasureService
 from api.domain.patient.models import Patient, PatientStatus
 from api.domain.prompt import scheduling
 from api.domain.prompt.models import Prompt, PromptPlan, PromptStatus
@@ -19,7 +21,7 @@ from api.domain.prompt.scheduling import SchedulingPolicy, plan_all, replan
 from api.domain.prompt.service import PreferenceChange
 from api.domain.services import Services
 from tests.conftest import count_queries
-from tests.factories import Factory, PatientUser
+from tests.factories import PASSWORD, Factory, PatientUser
 
 NEW_YORK = "America/New_York"
 POLICY = SchedulingPolicy()
@@ -150,6 +152,30 @@ async def test_planners_that_both_read_before_either_wrote_create_each_prompt_on
     assert len({(p.patient_id, p.rule_id, p.anchor) for p in stored}) == len(stored) == 18
 
 
+@pytest.mark.parametrize("retention", [timedelta(days=365), timedelta(0)], ids=["held", "purged"])
+async def test_a_patient_read_before_their_erasure_gets_nothing_planned_and_the_others_in_the_batch_do(
+    factory: Factory, services: Services, now: datetime, retention: timedelta
+) -> None:
+    """A service replans the patient it read, after its transaction committed: an erasure may have committed in
+    between. Held, the erasure's cancelled prompts would be revived; purged, the plan would be created again."""
+    clinic = await factory.clinic()
+    admin = await factory.staff(clinic, Role.ADMIN)
+    alice = await factory.patient(clinic, joined=now)
+    bob = await factory.patient(clinic, joined=now)
+    stale = await Patient.get(id=alice.patient.id)
+    eraser = ErasureService(accounts=services.accounts, retention=retention)
+    await eraser.erase_patient(admin.actor, stale.id, "by letter", password=PASSWORD, now=now)
+    erased = snapshot(await rows(alice))
+    await Prompt.filter(patient_id=bob.patient.id).delete()
+
+    report = await replan([stale, await Patient.get(id=bob.patient.id)], POLICY, now=now)
+
+    assert stale.status is PatientStatus.ACTIVE
+    assert snapshot(await rows(alice)) == erased
+    assert report.created == len(await rows(bob)) > 0
+    assert (report.moved, report.revived, report.cancelled) == (0, 0, 0)
+
+
 async def test_a_paused_patient_loses_unsent_prompts_and_gets_them_back_when_active(
     factory: Factory, now: datetime
 ) -> None:
@@ -215,7 +241,9 @@ async def test_planning_statements_do_not_grow_with_the_number_of_patients(facto
     fifty = await _statements(now)
 
     assert fifty == ten, (ten, fifty)
-    assert fifty == (7, 6)  # patients, plans, sessions, prompts, insert, the empty last batch, the unplanned
+    # patients, plans, sessions, prompts, (the statuses again and the insert, when there is something to write),
+    # the empty last batch, the unplanned
+    assert fifty == (8, 6)
 
 
 # --- preferences -------------------------------------------------------------------------------------------------

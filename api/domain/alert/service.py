@@ -26,11 +26,12 @@ from api.domain.alert.evaluate import READ_FROM_ENTRY, entry_findings, response_
 from api.domain.alert.models import Alert, AlertEvent, AlertStatus, Severity
 from api.domain.alert.raising import Announcement, Finding, raise_alert
 from api.domain.alert.settings import ClinicSettings, SettingsChange
+from api.domain.alert.visibility import unreachable_patients
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import BadInput, Conflict, NotFound
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 from api.domain.patient.access import reachable_patient, require_staff
-from api.domain.patient.models import Patient, PatientStatus
+from api.domain.patient.models import Patient
 from api.domain.questionnaire.models import QuestionnaireResponse
 
 log = logging.getLogger("interlude.alerts")
@@ -118,7 +119,7 @@ class AlertService:
         require_staff(actor)
         size = page_size(first)
         page_after = after_filter("raised_at", after, parse_instant, descending=True)
-        query = Alert.filter(clinic_id=actor.clinic_id).exclude(patient__status=PatientStatus.ERASED)
+        query = Alert.filter(clinic_id=actor.clinic_id).exclude(patient_id__in=unreachable_patients(actor.clinic_id))
         if where.patient_id is not None:
             query = query.filter(patient_id=(await self._patient(actor, where.patient_id)).id)
         if where.statuses:

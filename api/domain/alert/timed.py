@@ -22,6 +22,7 @@ from api.domain.alert.models import Alert, AlertEvent, AlertStatus, ClinicAlertS
 from api.domain.alert.raising import Finding, Trigger, open_key, raise_alert
 from api.domain.alert.rules import Thresholds
 from api.domain.alert.settings import thresholds
+from api.domain.alert.visibility import unreachable_patients
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import Forbidden
 from api.domain.patient.models import PatientStatus
@@ -142,6 +143,8 @@ async def escalate_due(default_delay: timedelta, *, now: datetime) -> list[Alert
     due = Q(status=AlertStatus.OPEN, severity=Severity.CRITICAL, escalated_at=None) & await _past_delay(
         default_delay, now
     )
+    # A held record's alerts escalate (they are listed until resolved); a purged one's are nowhere to be found.
+    due &= ~Q(patient_id__in=unreachable_patients())
     escalated: list[Alert] = []
     while True:
         async with in_transaction() as conn:

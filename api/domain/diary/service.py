@@ -27,14 +27,13 @@ from api.domain.diary.validation import (
     Window,
     build_content,
 )
-from api.domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound
+from api.domain.errors import BadInput, Conflict, DomainError, NotFound
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
-from api.domain.patient.access import reachable_patient, require_patient
-from api.domain.patient.models import Patient, PatientStatus
+from api.domain.patient.access import lock_patient, reachable_patient, require_patient, require_writable
+from api.domain.patient.models import Patient
 from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
 
 MAX_SYNC = 200
-WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
 
 
 class SyncStatus(StrEnum):
@@ -50,6 +49,15 @@ class SyncOutcome:
     status: SyncStatus
     entry: DiaryEntry | None = None
     error: DomainError | None = None
+
+
+class _Closed(Exception):
+    """The diary closed (the patient erased, discharged) while a batch was being stored: the batch stops with the
+    refusal any later call gets, rather than filing it under each item left."""
+
+    def __init__(self, refusal: DomainError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class DiaryService:
         for item in items:
             try:
                 outcome = await self._store(patient, item, window, existing, now)
+            except _Closed as closed:
+                raise closed.refusal from None
             except DomainError as exc:
                 status = SyncStatus.CONFLICT if isinstance(exc, Conflict) else SyncStatus.INVALID
                 outcome = SyncOutcome(item.client_id, status, error=exc)
@@ -101,6 +111,10 @@ class DiaryService:
         prompt_id: UUID | None = content.values["prompt_id"]
         try:
             async with in_transaction() as conn:
+                try:
+                    patient = require_writable(await lock_patient(patient.id, conn))
+                except DomainError as refusal:
+                    raise _Closed(refusal) from refusal
                 # Insert first: a concurrent resend then waits on the unique key and is judged as a resend,
                 # not as a second answer to the prompt.
                 entry = await DiaryEntry.create(
@@ -133,6 +147,7 @@ class DiaryService:
             raise BadInput(sorted(unknown)[0], "cannot be changed")
         patient = await self._writer(actor)
         async with in_transaction() as conn:
+            patient = require_writable(await lock_patient(patient.id, conn))
             entry = await self._own_entry(patient, entry_id, conn)
             if entry.deleted_at is not None:
                 raise Conflict("entry was deleted", field="id")
@@ -158,6 +173,7 @@ class DiaryService:
     async def delete(self, actor: Actor, entry_id: UUID, *, now: datetime) -> DiaryEntry:
         patient = await self._writer(actor)
         async with in_transaction() as conn:
+            patient = require_writable(await lock_patient(patient.id, conn))
             entry = await self._own_entry(patient, entry_id, conn)
             if entry.deleted_at is None:
                 await _keep_revision(entry, "entered_in_error", actor, now, conn)
@@ -211,10 +227,9 @@ class DiaryService:
         return latest
 
     async def _writer(self, actor: Actor) -> Patient:
-        patient = await reachable_patient(actor, require_patient(actor))
-        if patient.status not in WRITABLE:
-            raise Forbidden("this diary is closed")
-        return patient
+        """Checked again in each write's transaction, under the patient's lock (`lock_patient`): an erasure may
+        commit between this check and the write."""
+        return require_writable(await reachable_patient(actor, require_patient(actor)))
 
     async def _own_entry(self, patient: Patient, entry_id: UUID, conn: Any) -> DiaryEntry:
         entry = await DiaryEntry.filter(id=entry_id, patient_id=patient.id).select_for_update().using_db(conn).first()

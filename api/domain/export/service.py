@@ -5,8 +5,8 @@ Who may export what:
 - The whole clinic (bulk NDJSON, clinic-wide CSV): admins only. One request takes every patient's record out of the
   system, the widest leak path there is; clinicians keep per-patient exports.
 
-Audit: one event per export, written before any data leaves. A patient's own export is recorded too (the audit
-service records staff only): a stolen patient token that downloads the record must show in the trail. A clinic-wide
+Audit: one event per export, written before any data leaves. A patient's own export is recorded too
+(`audit.record_security_event`): a stolen patient token that downloads the record must show in the trail. A clinic-wide
 export writes one `export.bulk` / `export.csv` event with every exported patient as a subject, so the trail of each
 patient (`auditEvents(patientId:)`) shows that their record left in it. The subjects are written before streaming
 starts, in the event's transaction, from the patient id list read in keyset batches: memory stays flat, and the event
@@ -14,6 +14,13 @@ is complete even if the client disconnects after the first line. The stream then
 were attributed: exportable ones created at or before the export's `now` (a patient registered while the export
 runs is in neither). The one gap left is a registration whose transaction commits between the subject list and the
 stream with a `created_at` before `now`: a window of one insert's commit.
+
+A patient's own export (GDPR Art. 20: `$everything` on their own id, or `/export/me`) is their whole record: the
+Patient with their sign-in email and preferences (`portability`), every diary entry (deleted ones as entered-in-error,
+edited ones amended), every questionnaire response with its scores, and their sessions, without dose and clinician
+notes (clinic-side data, which the API does not show them either). Left out: prompts (the clinic's reminder
+schedule; what the patient answered is in), alerts (the clinic's triage), devices (push credentials) and the audit
+trail (asked for under Art. 15, it is the clinic admin's to hand over).
 
 Streams are opened in two steps: the awaited call checks access and writes the audit event (so a refusal is an
 ordinary error response), then the returned iterator reads keyset batches of `batch_size` rows, so memory stays flat
@@ -23,7 +30,7 @@ however many rows the clinic has.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,13 +40,14 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from api.domain import audit
+from api.domain.account.models import Account
 from api.domain.actor import Actor, Role
+from api.domain.audit import service as audit
 from api.domain.audit.models import AuditEvent, AuditSubject
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import Forbidden
-from api.domain.export import fhir, spreadsheet
-from api.domain.patient.access import reachable_patient
+from api.domain.export import fhir, portability, spreadsheet
+from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient, PatientStatus
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.treatment.models import InfusionSession
@@ -65,8 +73,14 @@ class ExportService:
         responses = await QuestionnaireResponse.filter(patient_id=patient.id).order_by("authored_at", "id")
         sessions = await InfusionSession.filter(patient_id=patient.id).order_by("starts_at", "id")
         resources = fhir.iter_patient_resources(patient, entries, responses, sessions, clinical=actor.is_staff)
+        if actor.is_patient:
+            resources = _own(resources, patient, await _email(patient))
         self_url = f"{base_url}/Patient/{patient.id}/$everything"
         return fhir.searchset(resources, base_url=base_url, self_url=self_url, now=now)
+
+    async def own_record(self, actor: Actor, *, base_url: str, now: datetime) -> fhir.Resource:
+        """The signed-in patient's whole record (GDPR Art. 20), the Bundle of their own `$everything`."""
+        return await self.patient_everything(actor, require_patient(actor), base_url=base_url, now=now)
 
     async def clinic_ndjson(self, actor: Actor, *, now: datetime) -> AsyncIterator[str]:
         """Every live patient of the clinic and their records, one FHIR resource per line."""
@@ -171,18 +185,25 @@ async def _learn_names(names: dict[UUID, str], patient_ids: Iterable[UUID]) -> N
         names.update((UUID(str(pid)), str(name)) for pid, name in rows)
 
 
+def _own(resources: Iterator[fhir.Resource], patient: Patient, email: str | None) -> Iterator[fhir.Resource]:
+    """A patient's own export: their Patient resource (always first) with their contact and preferences."""
+    yield portability.own_patient_resource(next(resources), patient, email)
+    yield from resources
+
+
+async def _email(patient: Patient) -> str | None:
+    if patient.account_id is None:
+        return None
+    return str(await Account.get(id=patient.account_id).values_list("email", flat=True))
+
+
 def _line(resource: fhir.Resource) -> str:
     return json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 async def _audit(actor: Actor, action: str, patient_id: UUID, *, now: datetime) -> None:
-    if actor.is_staff:
-        # write=True: every export is its own event, even after a read of the same patient in this request.
-        await audit.record(actor, action, [patient_id], now=now, write=True)
-        return
-    async with in_transaction() as conn:
-        event = await AuditEvent.create(using_db=conn, **_event_fields(actor, action, patient_id, now))
-        await AuditSubject.create(event_id=event.id, patient_id=patient_id, using_db=conn)
+    # Every export is its own event, even after a read of the same patient in this request, and a patient's own too.
+    await audit.record_security_event(actor, action, [patient_id], now=now)
 
 
 def _event_fields(actor: Actor, action: str, patient_id: UUID | None, now: datetime) -> dict[str, Any]:

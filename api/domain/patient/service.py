@@ -19,8 +19,9 @@ from api.domain.account.service import AccountService, Session
 from api.domain.account.throttle import ThrottleRule
 from api.domain.account.tokens import sha256_hex
 from api.domain.actor import Actor, Role
+from api.domain.alert.visibility import unreachable_patients
 from api.domain.errors import BadInput, Conflict
-from api.domain.paging import Page, after_filter, make_page, page_size
+from api.domain.paging import Page, after_filter, make_page, page_size, text_key
 from api.domain.patient.access import reachable_patient, require_staff
 from api.domain.patient.models import Invite, Patient, PatientStatus
 from api.domain.prompt.plans import default_plan
@@ -68,7 +69,8 @@ class PatientService:
     ) -> IssuedInvite:
         require_staff(actor)
         name = display_name.strip()
-        if not 1 <= len(name) <= MAX_NAME:
+        # The lower-cased copy must fit too: lower() lengthens some letters ("İ" becomes two code points).
+        if not 1 <= len(name) <= MAX_NAME or len(name.lower()) > MAX_NAME:
             raise BadInput("display_name", f"must be 1 to {MAX_NAME} characters")
         check_timezone(timezone)
         email_hash = sha256_hex(check_email(email)) if email is not None else None
@@ -105,7 +107,7 @@ class PatientService:
         throttle_key = self.register_rule.key(ip or "unknown")
         await self.accounts.throttle.check([throttle_key], now)
         email = check_email(email)
-        check_password_policy(password)
+        check_password_policy(password, email=email)
         if timezone is not None:
             check_timezone(timezone)
         invite = await Invite.get_or_none(code_hash=sha256_hex(normalize_code(invite_code)))
@@ -166,13 +168,19 @@ class PatientService:
     ) -> Page[Patient]:
         require_staff(actor)
         size = page_size(first)
-        query = Patient.filter(clinic_id=actor.clinic_id).exclude(status=PatientStatus.ERASED)
+        query = Patient.filter(clinic_id=actor.clinic_id)
+        if status is PatientStatus.ERASED:
+            # Erased patients are listed only when asked for, and only those whose record staff still reach
+            # (pseudonymised): the alert list's rule, so that every listed alert's patient is listed here too.
+            query = query.exclude(id__in=unreachable_patients(actor.clinic_id))
+        else:
+            query = query.exclude(status=PatientStatus.ERASED)
         if search:
             # Tortoise's `contains` escapes %, _ and backslash (LIKE … ESCAPE '\\'): the search is taken literally.
             query = query.filter(search_name__contains=search.strip().lower()[:MAX_NAME])
         if status is not None:
             query = query.filter(status=status)
-        page_after = after_filter("search_name", after, str, descending=False)
+        page_after = after_filter("search_name", after, text_key(MAX_NAME), descending=False)
         rows = await query.filter(page_after).order_by("search_name", "id").limit(size + 1)
         page = make_page(rows, size, lambda p: (p.search_name, p.id))
         if page.items:

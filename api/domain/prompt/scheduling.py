@@ -4,6 +4,12 @@ Only unsent (SCHEDULED) prompts are ever moved or cancelled; sent, answered and 
 unique key (patient, rule, anchor) makes every pass idempotent, on one replica or several. Every write is
 conditional on the status that was read: a prompt the dispatcher sent, or the patient answered, while a pass was
 deciding is left as it is.
+
+A service replans a patient after its own transaction has committed, with the patient it read: an erasure that
+committed in between must not get prompts planned again (created, revived or moved) for an erased patient. So the
+statuses of the patients to be written for are read again right before the writes, and those no longer planned
+are left out. That narrows the window to the writes themselves; the erasure's purge pass cancels or deletes
+whatever a write in that window still left (`erasure.purge_late_prompts`).
 """
 
 from __future__ import annotations
@@ -95,10 +101,15 @@ async def plan_all(policy: SchedulingPolicy, *, now: datetime) -> PlanReport:
     return report
 
 
+def _planned() -> Q:
+    """Who follows a plan, as the database says now."""
+    return Q(status__in=PLANNED_STATUSES, plan_family_id__not_isnull=True)
+
+
 async def _patient_batches(size: int) -> AsyncIterator[list[Patient]]:
     last: UUID | None = None
     while True:
-        query = Patient.filter(status__in=PLANNED_STATUSES, plan_family_id__not_isnull=True)
+        query = Patient.filter(_planned())
         if last is not None:
             query = query.filter(id__gt=last)
         batch = await query.order_by("id").limit(size)
@@ -144,6 +155,7 @@ async def write_plan(state: PlanState, *, now: datetime) -> PlanReport:
     changes = _Changes()
     for patient in state.patients:
         _decide(patient, state, changes, now)
+    await _drop_unplanned(changes)
     report = PlanReport(patients=len(state.patients))
     report.created = await _insert(changes.new)
     report.moved = await _update_where(changes.moved, PLANNED_FIELDS, status=PromptStatus.SCHEDULED)
@@ -155,6 +167,21 @@ async def write_plan(state: PlanState, *, now: datetime) -> PlanReport:
             id__in=changes.cancelled, status=PromptStatus.SCHEDULED, expires_at__gt=now
         ).update(status=PromptStatus.CANCELLED, cancelled_at=now, updated_at=now)
     return report
+
+
+async def _drop_unplanned(changes: _Changes) -> None:
+    """Leaves out the prompts planned for a patient the database no longer plans for (erased, paused, taken off
+    their plan since they were read): one query for the batch, and none when there is nothing to plan.
+    Cancellations stay: they are right whatever the patient's status."""
+    planning = {p.patient_id for p in (*changes.new, *changes.moved, *changes.revived)}
+    if not planning:
+        return
+    planned = set(await Patient.filter(_planned(), id__in=list(planning)).values_list("id", flat=True))
+    if planned == planning:
+        return
+    changes.new = [p for p in changes.new if p.patient_id in planned]
+    changes.moved = [p for p in changes.moved if p.patient_id in planned]
+    changes.revived = [p for p in changes.revived if p.patient_id in planned]
 
 
 def _decide(patient: Patient, state: PlanState, changes: _Changes, now: datetime) -> None:

@@ -17,7 +17,13 @@ from api.domain import audit
 from api.domain.actor import Actor
 from api.domain.clock import require_aware
 from api.domain.errors import BadInput, Conflict, DomainError, ErrorCode, NotFound
-from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.access import (
+    lock_patient,
+    reachable_patient,
+    require_not_erased,
+    require_not_gone,
+    require_patient,
+)
 from api.domain.patient.models import Patient
 from api.domain.prompt.localtime import parse_hhmm
 from api.domain.prompt.models import OPEN_STATUSES, Prompt, PromptStatus
@@ -73,8 +79,8 @@ class PromptService:
 
         Cancelled prompts were never sent (their session moved or was cancelled): shown only when asked for.
         """
-        patient_id = require_patient(actor)
-        query = Prompt.filter(patient_id=patient_id, due_at__lte=now)
+        patient = await reachable_patient(actor, require_patient(actor))
+        query = Prompt.filter(patient_id=patient.id, due_at__lte=now)
         query = query.filter(status__in=list(statuses)) if statuses else query.exclude(status=PromptStatus.CANCELLED)
         return await query.order_by("-due_at", "-id").limit(200)
 
@@ -84,10 +90,10 @@ class PromptService:
         return await Prompt.filter(patient_id=patient.id).order_by("-due_at", "-id").limit(500)
 
     async def acknowledge(self, actor: Actor, prompt_id: UUID, event: PromptEvent, *, now: datetime) -> Prompt:
-        patient_id = require_patient(actor)
+        patient = await reachable_patient(actor, require_patient(actor))
         async with in_transaction() as conn:
             # The argument of acknowledgePrompt is `id`.
-            prompt = await _own_prompt(patient_id, prompt_id, conn, field="id")
+            prompt = await _own_prompt(patient.id, prompt_id, conn, field="id")
             # Events only move forward; a late or repeated receipt changes nothing.
             if event is PromptEvent.DELIVERED and prompt.status is PromptStatus.SENT:
                 prompt.status, prompt.delivered_at = PromptStatus.DELIVERED, now
@@ -119,8 +125,12 @@ class PromptService:
 
     async def enroll(self, actor: Actor, patient_id: UUID, plan_id: UUID, *, now: datetime) -> Patient:
         plan = await plan_for_enrolment(actor, plan_id)
-        patient = await reachable_patient(actor, patient_id)
+        patient = await self._patient(actor, patient_id)
+        require_not_erased(patient)
         async with in_transaction() as conn:
+            # Checked again under the patient's lock: an erasure may have committed since (`lock_patient`).
+            patient = await lock_patient(patient.id, conn)
+            require_not_erased(patient)
             patient.plan_family_id = plan.family_id
             patient.enrolled_at = patient.enrolled_at or now
             await patient.save(using_db=conn, update_fields=["plan_family_id", "enrolled_at"])
@@ -131,20 +141,25 @@ class PromptService:
         return patient
 
     async def update_preferences(self, actor: Actor, change: PreferenceChange, *, now: datetime) -> Patient:
-        patient = await reachable_patient(actor, require_patient(actor))
-        if change.timezone is not None:
-            patient.timezone = check_timezone(change.timezone)
-        for name in ("diary_time", "quiet_hours_start", "quiet_hours_end"):
-            value = getattr(change, name)
-            if value is not None:
-                setattr(patient, name, _hhmm(value, name))
-        if change.notifications_enabled is not None:
-            patient.notifications_enabled = change.notifications_enabled
-        # Only these columns: a concurrent change of status or plan is not overwritten with what we read.
-        await patient.save(update_fields=list(PREFERENCE_FIELDS))
+        patient = await self._patient(actor, require_patient(actor))
+        values = _preferences(change)
+        async with in_transaction() as conn:
+            # An erasure resets the preferences: one that committed since the check must not be undone by a save
+            # that waited for it (`lock_patient`). Erased, the patient reaches nothing, as any call of theirs.
+            patient = await lock_patient(patient.id, conn)
+            require_not_gone(patient)
+            for name, value in values.items():
+                setattr(patient, name, value)
+            # Only these columns: a concurrent change of status or plan is not overwritten with what we read.
+            await patient.save(update_fields=list(PREFERENCE_FIELDS), using_db=conn)
         # Unsent prompts move to the new times; sent ones are history.
         await replan([patient], self.scheduling, now=now)
         return patient
+
+    async def _patient(self, actor: Actor, patient_id: UUID) -> Patient:
+        """Checked again in each write's transaction, under the patient's lock (`lock_patient`): an erasure may
+        commit between this check and the write."""
+        return await reachable_patient(actor, patient_id)
 
     async def adherence(
         self,
@@ -170,6 +185,20 @@ class PromptService:
             pair[0 if row["status"] == PromptStatus.ANSWERED else 1] += int(row["n"])
         per = [Adherence(i, a, e) for i, (a, e) in sorted(counts.items())]
         return [Adherence(None, sum(x.answered for x in per), sum(x.expired for x in per)), *per]
+
+
+def _preferences(change: PreferenceChange) -> dict[str, object]:
+    """The changed preferences, checked."""
+    values: dict[str, object] = {}
+    if change.timezone is not None:
+        values["timezone"] = check_timezone(change.timezone)
+    for name in ("diary_time", "quiet_hours_start", "quiet_hours_end"):
+        value = getattr(change, name)
+        if value is not None:
+            values[name] = _hhmm(value, name)
+    if change.notifications_enabled is not None:
+        values["notifications_enabled"] = change.notifications_enabled
+    return values
 
 
 async def expire_due(*, now: datetime, limit: int = 5000) -> int:

@@ -10,7 +10,7 @@ from tortoise.transactions import in_transaction
 from api.domain.account.tokens import sha256_hex
 from api.domain.actor import Actor
 from api.domain.errors import BadInput
-from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.access import lock_patient, reachable_patient, require_not_gone, require_patient
 from api.domain.patient.models import Patient
 from api.domain.push.models import Device, ProviderName
 from api.domain.push.providers.webpush import InvalidSubscription, WebPushConfig, parse_subscription
@@ -44,6 +44,9 @@ async def _register(
 ) -> Device:
     token_hash = sha256_hex(token)
     async with in_transaction() as conn:
+        # An erasure deletes the patient's devices: a token registered while it runs, or after it committed, must not
+        # survive it (`lock_patient`). The patient's lock first, in the erasure's order.
+        require_not_gone(await lock_patient(patient.id, conn))
         device = (
             await Device.filter(provider=provider, token_hash=token_hash).select_for_update().using_db(conn).first()
         )
@@ -71,8 +74,8 @@ async def _register(
 
 async def unregister(actor: Actor, token: str, *, now: datetime) -> bool:
     """Disables the caller's own device with this token; someone else's token is simply not found (False)."""
-    patient_id = require_patient(actor)
-    changed = await Device.filter(patient_id=patient_id, token_hash=sha256_hex(token.strip()), disabled_at=None).update(
+    patient = await reachable_patient(actor, require_patient(actor))
+    changed = await Device.filter(patient_id=patient.id, token_hash=sha256_hex(token.strip()), disabled_at=None).update(
         disabled_at=now, disabled_reason="unregistered"
     )
     return changed > 0

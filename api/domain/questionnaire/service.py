@@ -19,13 +19,12 @@ from api.domain import audit
 from api.domain.actor import Actor
 from api.domain.alert.models import Alert
 from api.domain.alert.service import AlertService
-from api.domain.diary.service import WRITABLE
-from api.domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound
+from api.domain.errors import BadInput, Conflict, DomainError, NotFound
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
-from api.domain.patient.access import reachable_patient, require_patient
+from api.domain.patient.access import lock_patient, reachable_patient, require_patient, require_writable
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import PromptService
-from api.domain.questionnaire.instruments import SELF_HARM, AnsweredBy, Instrument, Registry, installed
+from api.domain.questionnaire.instruments import MAX_ID, SELF_HARM, AnsweredBy, Instrument, Registry, installed
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.questionnaire.scoring import check_answers, score
 
@@ -104,6 +103,7 @@ class QuestionnaireService:
         scored = score(instrument, answers)
         try:
             async with in_transaction() as conn:
+                patient = require_writable(await lock_patient(patient.id, conn))
                 # Insert first: a concurrent resend then waits on the unique key and is judged as a resend,
                 # not as a second answer to the prompt.
                 response = await QuestionnaireResponse.create(
@@ -146,6 +146,9 @@ class QuestionnaireService:
     ) -> Page[QuestionnaireResponse]:
         size = page_size(first)
         page_after = after_filter("authored_at", after, parse_instant, descending=True)
+        if instrument is not None and len(instrument) > MAX_ID:
+            # No response has such an instrument, and the ORM refuses to compare the column with it.
+            raise BadInput("instrument", f"must be at most {MAX_ID} characters")
         patient = await reachable_patient(actor, patient_id)
         query = QuestionnaireResponse.filter(patient_id=patient.id, deleted_at=None)
         if instrument is not None:
@@ -208,10 +211,9 @@ class QuestionnaireService:
         return await self.alerts.crisis_message(response.clinic_id)
 
     async def _writer(self, actor: Actor) -> Patient:
-        patient = await reachable_patient(actor, require_patient(actor))
-        if patient.status not in WRITABLE:
-            raise Forbidden("this diary is closed")
-        return patient
+        """Checked again in the write's transaction, under the patient's lock (`lock_patient`): an erasure may
+        commit between this check and the write."""
+        return require_writable(await reachable_patient(actor, require_patient(actor)))
 
 
 def _prompt_id(value: str | UUID | None) -> UUID | None:

@@ -14,7 +14,7 @@ from api.domain import audit
 from api.domain.actor import Actor
 from api.domain.clock import require_aware
 from api.domain.errors import BadInput, Conflict, NotFound
-from api.domain.patient.access import reachable_patient, require_staff
+from api.domain.patient.access import lock_patient, reachable_patient, require_not_erased, require_staff
 from api.domain.patient.models import Patient
 from api.domain.prompt.scheduling import SchedulingPolicy, replan
 from api.domain.treatment.models import CourseStatus, InfusionSession, SessionStatus, TreatmentCourse
@@ -53,10 +53,12 @@ class TreatmentService:
         now: datetime,
     ) -> InfusionSession:
         require_staff(actor)
-        patient = await reachable_patient(actor, patient_id)
+        patient = await self._patient(actor, patient_id)
         starts = _planned_start(starts_at, now)
         _check_duration(planned_duration_minutes)
         async with in_transaction() as conn:
+            patient = await lock_patient(patient.id, conn)
+            require_not_erased(patient)
             course = await self._course(actor, patient, course_id, now, conn)
             session = await InfusionSession.create(
                 clinic_id=actor.clinic_id,
@@ -77,16 +79,20 @@ class TreatmentService:
 
     async def update(self, actor: Actor, session_id: UUID, change: SessionChange, *, now: datetime) -> InfusionSession:
         require_staff(actor)
+        patient = await self._patient_of(actor, session_id)
         async with in_transaction() as conn:
-            session = await (
-                InfusionSession.filter(id=session_id, clinic_id=actor.clinic_id)
+            # The patient's lock before the session's, in the erasure's order: the other order could deadlock with
+            # its purge, which deletes the session.
+            patient = await lock_patient(patient.id, conn)
+            require_not_erased(patient)
+            session = (
+                await InfusionSession.filter(id=session_id, patient_id=patient.id)
                 .select_for_update()
                 .using_db(conn)
                 .first()
             )
             if session is None:
                 raise NotFound("infusion session", field="id")
-            patient = await reachable_patient(actor, session.patient_id)
             _apply(session, change, now)
             session.updated_at = now
             await session.save(using_db=conn)
@@ -106,6 +112,19 @@ class TreatmentService:
         patient = await reachable_patient(actor, patient_id)
         await audit.record(actor, "course.read", [patient.id], now=now)
         return await TreatmentCourse.filter(patient_id=patient.id).order_by("created_at", "id")
+
+    async def _patient(self, actor: Actor, patient_id: UUID) -> Patient:
+        """Checked again in each write's transaction, under the patient's lock (`lock_patient`): an erasure may
+        commit between this check and the write."""
+        patient = await reachable_patient(actor, patient_id)
+        require_not_erased(patient)
+        return patient
+
+    async def _patient_of(self, actor: Actor, session_id: UUID) -> Patient:
+        session = await InfusionSession.get_or_none(id=session_id, clinic_id=actor.clinic_id)
+        if session is None:
+            raise NotFound("infusion session", field="id")
+        return await self._patient(actor, session.patient_id)
 
     async def _course(
         self, actor: Actor, patient: Patient, course_id: UUID | None, now: datetime, conn: BaseDBAsyncClient

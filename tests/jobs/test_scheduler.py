@@ -1,11 +1,11 @@
 """The clock around the passes: a failing pass is logged without its message and does not stop the clock;
-stopping waits for a running pass instead of cancelling it."""
+stopping waits for a running pass instead of cancelling it; the outbox lease comes from the settings."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -65,3 +65,19 @@ async def test_stop_waits_for_a_running_pass_to_finish() -> None:
     release.set()
     await asyncio.gather(running, stopping)
     assert finished == [True]
+
+
+async def test_the_lease_setting_reaches_every_dispatcher() -> None:
+    """`build_job_config` serves `interlude jobs`, the in-process jobs of `serve` and `jobs tick` alike."""
+    settings = make_settings().model_copy(update={"push_lease_seconds": 40})
+    config = build_job_config(settings)
+    assert (config.delivery.lease, config.delivery.send_window) == (timedelta(seconds=40), timedelta(seconds=30))
+
+    jobs = JobClock(config, lambda: NOW)
+    jobs.scheduler.start(paused=True)
+    try:
+        dispatch = jobs.scheduler.get_job("push.dispatch")
+        assert dispatch is not None
+        assert dispatch.trigger.interval == timedelta(seconds=10)  # a quarter lease
+    finally:
+        jobs.scheduler.shutdown(wait=False)

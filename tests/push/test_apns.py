@@ -40,6 +40,7 @@ async def test_an_alert_is_posted_over_http2_with_a_provider_token(apns_setup: A
     assert request.header("apns-push-type") == "alert"
     assert request.header("apns-priority") == "10"
     assert request.header("apns-expiration") == str(int(NOW.timestamp()) + 3600)
+    assert request.header("apns-collapse-id") == str(MESSAGE.prompt_id)
     assert request.json() == {
         "aps": {"alert": {"title": "Interlude", "body": "You have a new check-in"}, "sound": "default"},
         "prompt_id": str(MESSAGE.prompt_id),

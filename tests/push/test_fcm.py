@@ -50,9 +50,14 @@ async def test_a_message_is_sent_with_a_token_from_the_jwt_bearer_exchange(fcm_s
             "token": FCM_DEVICE,
             "notification": {"title": "Interlude", "body": "You have a new check-in"},
             "data": {"prompt_id": str(MESSAGE.prompt_id)},
-            "android": {"priority": "high", "ttl": "3600s"},
+            "android": {"priority": "high", "ttl": "3600s", "notification": {"tag": str(MESSAGE.prompt_id)}},
             "apns": {
-                "headers": {"apns-priority": "10", "apns-push-type": "alert", "apns-expiration": str(issued + 3600)},
+                "headers": {
+                    "apns-priority": "10",
+                    "apns-push-type": "alert",
+                    "apns-expiration": str(issued + 3600),
+                    "apns-collapse-id": str(MESSAGE.prompt_id),
+                },
                 "payload": {"aps": {"sound": "default"}},
             },
         }

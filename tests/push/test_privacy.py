@@ -18,12 +18,14 @@ from tests.push.privacy import CLINIC_NAME, leaks, readable
 from tests.push.support import NOW, PROVIDERS, Keys, Running, running
 
 PROMPT_ID = uuid.UUID("0f1e2d3c-4b5a-4697-8877-665544332211")
-# Headers each provider may send. Anything new (an "x-clinic", a "topic" naming the instrument…) fails here first.
+# Headers each provider may send. Anything new (an "x-clinic", a collapse id naming the instrument…) fails here first;
+# the collapse ids and the Web Push topic are checked to be the prompt id (tests/push/test_collapse.py).
 TRANSPORT_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length", "content-type"}
+APNS_HEADERS = {"apns-topic", "apns-push-type", "apns-priority", "apns-expiration", "apns-collapse-id"}
 ALLOWED_HEADERS = {
     "fcm": TRANSPORT_HEADERS | {"authorization"},
-    "apns": TRANSPORT_HEADERS | {"authorization", "apns-topic", "apns-push-type", "apns-priority", "apns-expiration"},
-    "webpush": TRANSPORT_HEADERS | {"authorization", "ttl", "urgency", "content-encoding"},
+    "apns": TRANSPORT_HEADERS | {"authorization"} | APNS_HEADERS,
+    "webpush": TRANSPORT_HEADERS | {"authorization", "ttl", "urgency", "content-encoding", "topic"},
     "expo": TRANSPORT_HEADERS,
 }
 

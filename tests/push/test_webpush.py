@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from datetime import timedelta
@@ -52,6 +53,8 @@ async def test_the_payload_arrives_encrypted_and_the_browser_can_read_it(webpush
     assert request.header("urgency") == "high"
     assert request.header("content-encoding") == "aes128gcm"
     assert request.header("content-type") == "application/octet-stream"
+    # RFC 8030 §5.4: at most 32 base64url characters. The prompt id, hashed: the body hides it, the header would not.
+    assert request.header("topic") == b64url(hashlib.sha256(str(MESSAGE.prompt_id).encode()).digest()[:24])
 
 
 async def test_the_vapid_token_names_the_push_service_and_expires_within_a_day(webpush_setup: WebPushSetup) -> None:

@@ -4,6 +4,17 @@ Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL, so any number of d
 sends a row another holds. A claim carries a lease: a dispatcher that dies between claim and send leaves a row
 that another takes once the lease has passed (sent at least once; never twice while a lease is held).
 
+A dispatcher killed mid-batch: rows it recorded are never sent again, rows it had not begun go out once after the
+lease. Only the send in hand at the instant it died can go twice: the provider may have taken it, and no provider
+can be asked afterwards whether it did (tests/resilience/test_jobs_crash.py); the providers that can collapse a
+repeat on the phone are told the prompt id to do it with. A dispatcher asked to stop finishes and records the send
+in hand, then gives the rest of its claim back at once: none is left in doubt.
+
+A claim stops sending before its lease runs out, and gives the rest back the same way: once less of the lease is
+left than a send may take (`DeliveryPolicy.lease_margin`), a send begun might still be in flight when another
+dispatcher may take the row. An outcome is recorded only while the row is still this claim's (status and attempt
+count unchanged): a dispatcher whose lease ran out never overwrites what the one that took its row over recorded.
+
 A due prompt is held back, never pushed, when it is inside the patient's quiet hours (a late release after
 downtime) or the patient's daily cap is reached: its `deliver_at` moves to where quiet hours end, that night or the
 next local day, if its window lasts that long; otherwise it is released (listed, answerable) without a push.
@@ -14,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +61,19 @@ class DeliveryPolicy:
     max_backoff: timedelta = timedelta(hours=1)
     batch: int = 200
     jitter: Callable[[], float] = field(default=random.random, compare=False)
+    # Asked before each send; true once the process is shutting down (the jobs clock sets it).
+    stopping: Callable[[], bool] = field(default=lambda: False, compare=False)
+    # No send starts once less than this is left of the claim's lease: more than one send may take (a provider's
+    # 10-second timeouts; FCM may fetch a token and post twice), so the last send ends while the lease holds.
+    lease_margin: timedelta = timedelta(seconds=30)
+    # Seconds on a clock that only moves forward, asked before each send: how much of the lease is gone.
+    monotonic: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    @property
+    def send_window(self) -> timedelta:
+        """How long after its claim a dispatcher may start sends: the lease less the margin. A lease under four
+        margins keeps a quarter of itself back instead; with the whole margin, a short one would send nothing."""
+        return max(self.lease - self.lease_margin, self.lease * 3 / 4)
 
 
 @dataclass
@@ -68,7 +93,22 @@ class DeliveryReport:
     failed: int = 0
     dead_tokens: int = 0
     dropped: int = 0
+    returned: int = 0  # claimed, not sent, given back: the dispatcher is stopping, or the lease is running out
+    lapsed: int = 0  # outcomes not recorded: by then the row was another dispatcher's, whose outcome counts
     errors: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: MessageStatus) -> None:
+        """One recorded outcome."""
+        if status is MessageStatus.ACCEPTED:
+            self.accepted += 1
+        elif status is MessageStatus.PENDING:
+            self.retried += 1
+        elif status is MessageStatus.DEAD_TOKEN:
+            self.dead_tokens += 1
+        elif status is MessageStatus.DROPPED:
+            self.dropped += 1
+        else:
+            self.failed += 1
 
 
 async def release_due(policy: DeliveryPolicy, *, now: datetime) -> FunnelReport:
@@ -142,15 +182,26 @@ async def queue_reminders(policy: DeliveryPolicy, *, now: datetime) -> FunnelRep
 async def deliver(
     providers: Mapping[ProviderName, PushProvider], policy: DeliveryPolicy, *, now: datetime
 ) -> DeliveryReport:
-    """Claim due outbox rows, commit, then send each and record what the provider said."""
+    """Claim due outbox rows, commit, then send each and record what the provider said. Asked to stop, or with
+    too little of its lease left for another send, it gives back the rows it has not sent."""
     report = DeliveryReport()
+    # Read before the claim: the lease is counted from no later than this.
+    claimed_at = policy.monotonic()
     claimed = await _claim(policy, now)
     report.claimed = len(claimed)
     if not claimed:
         return report
     devices = {d.id: d for d in await Device.filter(id__in=list({m.device_id for m in claimed}))}
     prompts = {p.id: p for p in await Prompt.filter(id__in=list({m.prompt_id for m in claimed}))}
-    for message in claimed:
+    window = policy.send_window.total_seconds()
+    for index, message in enumerate(claimed):
+        stopping = policy.stopping()
+        if stopping or policy.monotonic() - claimed_at >= window:
+            report.returned = await _give_back(claimed[index:], now)
+            if not stopping:
+                # The provider is slow or the batch too large for the lease: the rest goes in the next pass.
+                log.warning("push.lease_running_out", extra={"handled": index, "returned": report.returned})
+            break
         device, prompt = devices[message.device_id], prompts[message.prompt_id]
         await _send_one(message, device, prompt, providers=providers, policy=policy, now=now, report=report)
     return report
@@ -180,6 +231,21 @@ async def _claim(policy: DeliveryPolicy, now: datetime) -> list[PushMessage]:
     return list(rows)
 
 
+async def _give_back(messages: Sequence[PushMessage], now: datetime) -> int:
+    """Claimed rows not sent, due again at once for any dispatcher instead of after the lease; the claim's attempt
+    is not counted, as none was made."""
+    by_attempts: dict[int, list[UUID]] = {}
+    for message in messages:
+        by_attempts.setdefault(message.attempts, []).append(message.id)
+    returned = 0
+    for attempts, ids in by_attempts.items():
+        # Still this claim's rows only: a row whose lease ran out may be another dispatcher's by now.
+        returned += await PushMessage.filter(id__in=ids, status=MessageStatus.CLAIMED, attempts=attempts).update(
+            status=MessageStatus.PENDING, lease_until=None, attempts=attempts - 1, updated_at=now
+        )
+    return returned
+
+
 async def _lock_batch(query: QuerySet[M], order: str, policy: DeliveryPolicy, conn: BaseDBAsyncClient) -> list[M]:
     """One batch of due rows, locked for this transaction; rows another dispatcher holds are skipped, not waited for
     (a no-op on SQLite, where one process owns the file)."""
@@ -199,30 +265,17 @@ async def _send_one(
     # A device whose token another patient has since registered is theirs now: never send them our prompt.
     gone = device.disabled_at is not None or device.patient_id != prompt.patient_id
     if prompt.status not in OPEN_STATUSES or prompt.expires_at <= now or gone:
-        await _finish(message, MessageStatus.DROPPED, now)
-        report.dropped += 1
+        await _record(message, MessageStatus.DROPPED, {"lease_until": None, "updated_at": now}, report)
         return
     result = await _send(providers, device, prompt, now)
     if result.error_class:
         report.errors[result.error_class] = report.errors.get(result.error_class, 0) + 1
-    if result.outcome is Outcome.ACCEPTED:
-        await _finish(message, MessageStatus.ACCEPTED, now, result, sent=True)
-        report.accepted += 1
-    elif result.outcome is Outcome.DEAD_TOKEN:
-        await _finish(message, MessageStatus.DEAD_TOKEN, now, result)
+    if result.outcome is Outcome.DEAD_TOKEN:
+        # A fact about the token, whoever holds the row by now.
         await Device.filter(id=device.id, disabled_at=None).update(disabled_at=now, disabled_reason=result.error_class)
         # The rest of this batch for the device is dropped, not sent to a token known to be dead.
         device.disabled_at, device.disabled_reason = now, result.error_class
-        report.dead_tokens += 1
-    elif result.outcome is Outcome.RETRY and message.attempts < policy.max_attempts:
-        message.status, message.lease_until = MessageStatus.PENDING, None
-        message.next_attempt_at = now + _backoff(policy, message.attempts, result.retry_after)
-        message.error_class, message.updated_at = result.error_class, now
-        await message.save(update_fields=["status", "lease_until", "next_attempt_at", "error_class", "updated_at"])
-        report.retried += 1
-    else:
-        await _finish(message, MessageStatus.FAILED, now, result)
-        report.failed += 1
+    recorded = await _record(message, *_outcome(message, result, policy, now), report)
     log.info(
         "push.sent",
         extra={
@@ -231,6 +284,7 @@ async def _send_one(
             "outcome": result.outcome.value,
             "error_class": result.error_class,
             "attempt": message.attempts,
+            "recorded": recorded,
         },
     )
 
@@ -251,16 +305,35 @@ async def _send(
         return SendResult(Outcome.RETRY, error_class="provider.exception")
 
 
-async def _finish(
-    message: PushMessage, status: MessageStatus, now: datetime, result: SendResult | None = None, *, sent: bool = False
-) -> None:
-    message.status, message.lease_until, message.updated_at = status, None, now
-    if result is not None:
-        message.provider_message_id = result.provider_message_id
-        message.error_class = result.error_class
-    if sent:
-        message.sent_at = now
-    await message.save()
+def _outcome(
+    message: PushMessage, result: SendResult, policy: DeliveryPolicy, now: datetime
+) -> tuple[MessageStatus, dict[str, object]]:
+    """What the row becomes after the provider's answer."""
+    changes: dict[str, object] = {"lease_until": None, "error_class": result.error_class, "updated_at": now}
+    if result.outcome is Outcome.RETRY and message.attempts < policy.max_attempts:
+        changes["next_attempt_at"] = now + _backoff(policy, message.attempts, result.retry_after)
+        return MessageStatus.PENDING, changes
+    changes["provider_message_id"] = result.provider_message_id
+    if result.outcome is Outcome.ACCEPTED:
+        return MessageStatus.ACCEPTED, changes | {"sent_at": now}
+    if result.outcome is Outcome.DEAD_TOKEN:
+        return MessageStatus.DEAD_TOKEN, changes
+    return MessageStatus.FAILED, changes
+
+
+async def _record(
+    message: PushMessage, status: MessageStatus, changes: dict[str, object], report: DeliveryReport
+) -> bool:
+    """Writes the outcome only while the row is still this claim's, and counts it; False when it was not."""
+    # The attempt count is the claim's token: a dispatcher that took the row over once our lease ran out counted
+    # one more, and one that gave it back counted one less and left the row pending.
+    ours = PushMessage.filter(id=message.id, status=MessageStatus.CLAIMED, attempts=message.attempts)
+    if not await ours.update(status=status, **changes):
+        report.lapsed += 1
+        log.warning("push.lease_lost", extra={"message_id": str(message.id), "attempt": message.attempts})
+        return False
+    report.count(status)
+    return True
 
 
 def _backoff(policy: DeliveryPolicy, attempts: int, retry_after: float | None) -> timedelta:

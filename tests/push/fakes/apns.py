@@ -17,6 +17,7 @@ from tests.push.fakes.server import FakeService, Reply
 
 HEX_TOKEN = re.compile(r"[0-9a-f]{64}")
 MAX_PAYLOAD = 4096
+MAX_COLLAPSE_ID = 64  # bytes
 
 
 def apns_error(status: int, reason: str, **headers: str) -> Reply:
@@ -56,12 +57,15 @@ class FakeApns(FakeService):
         if auth_error:
             return auth_error
         topic = received.header("apns-topic")
+        collapse_id = received.header("apns-collapse-id")
         checks = [
             (topic == self.topic, apns_error(400, "MissingTopic" if topic is None else "TopicDisallowed")),
             (received.header("apns-push-type") == "alert", apns_error(400, "InvalidPushType")),
             (received.header("apns-priority") == "10", apns_error(400, "BadPriority")),
             ((received.header("apns-expiration") or "").isdigit(), apns_error(400, "BadExpirationDate")),
             (len(received.body) <= MAX_PAYLOAD, apns_error(413, "PayloadTooLarge")),
+            # Optional for Apple; our provider always sets it, so the fake requires it.
+            (0 < len((collapse_id or "").encode()) <= MAX_COLLAPSE_ID, apns_error(400, "BadCollapseId")),
         ]
         for passed, error in checks:
             if not passed:

@@ -19,6 +19,9 @@ SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 MESSAGE_KEYS = {"token", "notification", "data", "android", "apns"}
+ANDROID_KEYS = {"priority", "ttl", "notification"}
+APNS_HEADERS = {"apns-priority", "apns-push-type", "apns-expiration", "apns-collapse-id"}
+MAX_COLLAPSE_ID = 64  # bytes, Apple's limit for apns-collapse-id
 
 
 def fcm_error(status: int, status_text: str, error_code: str | None = None, **headers: str) -> Reply:
@@ -129,9 +132,20 @@ def message_problem(body: Any) -> str | None:  # noqa: PLR0911 -- one return per
     if not all(isinstance(v, str) for v in message["data"].values()):
         return "data values must be strings"
     android = message["android"]
+    if set(android) - ANDROID_KEYS:
+        return f"android keys {sorted(android)}"
     if android.get("priority") != "high" or not str(android.get("ttl", "")).removesuffix("s").isdigit():
         return "android priority/ttl"
+    # Optional for Google; our provider always sets both collapse fields, so the fake requires them.
+    tag = android.get("notification", {}).get("tag")
+    if set(android.get("notification", {})) != {"tag"} or not isinstance(tag, str) or not tag:
+        return "android.notification is not {tag}"
     apns_headers = message["apns"].get("headers", {})
+    if set(apns_headers) - APNS_HEADERS:
+        return f"apns headers {sorted(apns_headers)}"
     if apns_headers.get("apns-priority") != "10" or not apns_headers.get("apns-expiration", "").isdigit():
         return "apns headers"
+    collapse_id = apns_headers.get("apns-collapse-id")
+    if not isinstance(collapse_id, str) or not 0 < len(collapse_id.encode()) <= MAX_COLLAPSE_ID:
+        return "apns-collapse-id missing or over 64 bytes"
     return None

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from tests.push.fakes.server import FakeService, Reply
 
 URGENCIES = {"very-low", "low", "normal", "high"}
 MAX_PAYLOAD = 4096
+# RFC 8030 §5.4: no more than 32 characters from the URL and filename safe base64 alphabet.
+TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def b64url(value: bytes) -> str:
@@ -146,6 +149,8 @@ class FakeWebPush(FakeService):
         checks = [
             ((received.header("ttl") or "").isdigit(), "TTL missing", Reply(400)),
             (received.header("urgency") in URGENCIES, "urgency", Reply(400)),
+            # Optional in RFC 8030; our provider always sets it, so the fake requires it.
+            (TOPIC.fullmatch(received.header("topic") or "") is not None, "topic", Reply(400)),
             (received.header("content-encoding") == "aes128gcm", "content-encoding", Reply(415)),
             (len(received.body) <= MAX_PAYLOAD, "too large", Reply(413)),
         ]

@@ -85,6 +85,8 @@ class ApnsProvider:
             "apns-push-type": "alert",
             "apns-priority": "10",
             "apns-expiration": str(expiration),
+            # Same id, one notification: a repeat replaces the one shown (at most 64 bytes; a UUID is 36).
+            "apns-collapse-id": message.collapse_id,
         }
         payload = {
             "aps": {"alert": {"title": message.title, "body": message.body}, "sound": "default"},

@@ -40,6 +40,13 @@ class PushMessage:
     def data(self) -> dict[str, str]:
         return {"prompt_id": str(self.prompt_id)}
 
+    @property
+    def collapse_id(self) -> str:
+        """What a provider is told so that a repeat replaces the notification the phone shows instead of adding a
+        second one: a send repeated after a crash, and a reminder of the same prompt. The prompt id, which `data`
+        already carries: opaque, and nothing more about the patient."""
+        return str(self.prompt_id)
+
 
 @dataclass(frozen=True)
 class SendResult:

@@ -1,5 +1,8 @@
 """Expo's push service: a send returns a ticket; the ticket's receipt, fetched later, says whether it reached
-Apple or Google. A ticket is not a delivery: the dispatcher should check receipts (they can take 30 minutes)."""
+Apple or Google. A ticket is not a delivery: the dispatcher should check receipts (they can take 30 minutes).
+
+Expo's message format has no collapse id or notification tag to pass on to Apple or Google: a repeated send shows
+twice on the phone, and only the app, by the prompt id in `data`, can tell it is the same check-in."""
 
 from __future__ import annotations
 

@@ -135,12 +135,14 @@ class FcmProvider:
                 "token": token,
                 "notification": {"title": message.title, "body": message.body},
                 "data": message.data(),
-                "android": {"priority": "high", "ttl": f"{ttl}s"},
+                # A repeat replaces the notification shown, on Android by its tag and on iOS by its collapse id.
+                "android": {"priority": "high", "ttl": f"{ttl}s", "notification": {"tag": message.collapse_id}},
                 "apns": {
                     "headers": {
                         "apns-priority": "10",
                         "apns-push-type": "alert",
                         "apns-expiration": str(epoch_seconds(now) + ttl),
+                        "apns-collapse-id": message.collapse_id,
                     },
                     "payload": {"aps": {"sound": "default"}},
                 },

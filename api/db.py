@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext, TransactionContextPooled
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.connection import get_connections
 from tortoise.exceptions import DBConnectionError
 
 from api.settings import Settings
@@ -19,9 +30,13 @@ MODEL_MODULES = [
 ]
 
 
+# URL schemes Tortoise serves with asyncpg: served here with PostgresClient instead.
+ASYNCPG_SCHEMES = frozenset({"postgres", "postgresql", "asyncpg"})
+
+
 def tortoise_config(database_url: str) -> dict[str, object]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection(database_url)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -34,6 +49,54 @@ def tortoise_config(database_url: str) -> dict[str, object]:
     }
 
 
+def _connection(database_url: str) -> str | dict[str, Any]:
+    if urlsplit(database_url).scheme not in ASYNCPG_SCHEMES:
+        return database_url
+    # The URL's own settings (host, database, `?maxsize=`…) as Tortoise reads them; the engine is this module.
+    return {**expand_db_url(database_url), "engine": __name__}
+
+
+class _GivingBackTransaction(TransactionContextPooled):
+    """Tortoise (1.1.9) takes a pooled connection and makes it the task's current one before it sends BEGIN, and
+    gives both back in `__aexit__` only, which Python does not run when `__aenter__` raises. So a BEGIN failing on
+    a connection the server had ended (pg_terminate_backend, a failover, a restart) kept its pool slot for good, and
+    once `maxsize` slots were lost every transaction waited forever for a connection: the service hung until it was
+    restarted. Here they are given back."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> TransactionalDBClient:
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            # The BEGIN's own failure is the one to report; giving back a broken connection may fail too.
+            with suppress(Exception):
+                await self._give_back()
+            raise
+
+    async def _give_back(self) -> None:
+        token = getattr(self, "token", None)
+        if token is None:  # failed before a connection was taken
+            return
+        get_connections().reset(token)
+        client: Any = self.client
+        pool = client._parent._pool
+        if pool is not None:
+            # asyncpg closes a connection that cannot be reset, which returns its slot to the pool.
+            await pool.release(client._connection)
+
+
+class PostgresClient(AsyncpgDBClient):
+    """Tortoise's asyncpg client, with transactions that give their connection back when BEGIN fails."""
+
+    def _in_transaction(self) -> TransactionContext:
+        return _GivingBackTransaction(TransactionWrapper(self), self._pool_init_lock)
+
+
+# Tortoise loads an engine's client from its module's `client_class`: PostgreSQL connections name this module.
+client_class = PostgresClient
+
+
 def __getattr__(name: str) -> object:
     # Read by Tortoise's own CLI (`tortoise makemigrations`) through [tool.tortoise] in pyproject.toml;
     # computed on access so that importing this module never reads the environment.
@@ -43,13 +106,44 @@ def __getattr__(name: str) -> object:
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """True when `exc` (or what caused it) says the database could not be reached or dropped the connection:
-    the statement did not commit, so the caller may safely send the same request again."""
+    """True when `exc` (or what caused it) says the database could not be reached or dropped the connection. The
+    request may be sent again: a statement cut off is rolled back by the server, and a commit cut off may have
+    happened, which the writes a phone resends are idempotent for (diary entries by clientId).
+
+    Statement errors (a unique violation, bad data, a syntax error) are not: sending them again fails again."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, DBConnectionError | ConnectionError | TimeoutError):
+        if _lost_connection(current):
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if isinstance(exc, _CONNECTION_FAILURES):
+        return True
+    if isinstance(exc, OSError):
+        # Connecting: a host or network that cannot be reached, a name that does not resolve.
+        return isinstance(exc, socket.gaierror) or exc.errno in _UNREACHABLE
+    # asyncpg's InterfaceError also reports misuse (a connection used by two tasks at once): only a closed
+    # connection or pool counts, e.g. "cannot call Transaction.rollback(): the underlying connection is closed".
+    return isinstance(exc, asyncpg.InterfaceError) and ("is closed" in str(exc) or "is closing" in str(exc))
+
+
+_CONNECTION_FAILURES = (
+    DBConnectionError,  # Tortoise: the database could not be opened
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,  # connect timeout
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, incl. "connection was closed in the middle of operation"
+    asyncpg.AdminShutdownError,  # 57P01: pg_terminate_backend, a fast shutdown
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or in recovery
+    asyncpg.TooManyConnectionsError,  # 53300
+    # The driver's protocol out of step with the server. Seen when the server ends an idle pooled connection (a FATAL
+    # that answers no query) and the next statement is sent on it before the socket's close is read ("cannot switch
+    # to state 12; another operation (2) is in progress"): that statement is never sent, the connection is done for.
+    asyncpg.InternalClientError,
+)
+_UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT})

@@ -3,18 +3,17 @@ for a missing patient, the right actor succeeds, and staff reads are audited."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from api.domain.actor import Role
 from api.domain.audit.models import AuditEvent
-from tests.factories import Factory, PatientUser, Staff
+from tests.factories import Factory
 from tests.graphql import GraphQLClient
 from tests.outcome_support import steady_course
+from tests.schema.authz_support import World, build_world
 
 OUTCOMES = "query Outcomes($id: ID!) { patient(id: $id) { outcomes { baseline { mean } } } }"
 SERIES = """
@@ -34,29 +33,11 @@ MY_TRENDS = "query MyTrends { myTrends(days: 7) { days pain { values } } }"
 PER_PATIENT = {"outcomes": OUTCOMES, "series": SERIES}
 
 
-@dataclass
-class World:
-    clinician: Staff
-    admin: Staff
-    alice: PatientUser
-    bob: PatientUser
-    foreign_clinician: Staff
-    foreign_admin: Staff
-
-
 @pytest.fixture
 async def world(factory: Factory, now: datetime) -> World:
-    home, away = await factory.clinic("Home"), await factory.clinic("Away")
-    alice = await factory.patient(home, name="Alice", timezone="America/New_York", joined=now - timedelta(days=120))
-    await steady_course(factory, alice, now)
-    return World(
-        clinician=await factory.staff(home),
-        admin=await factory.staff(home, Role.ADMIN),
-        alice=alice,
-        bob=await factory.patient(home, name="Bob"),
-        foreign_clinician=await factory.staff(away),
-        foreign_admin=await factory.staff(away, Role.ADMIN),
-    )
+    world = await build_world(factory)
+    await steady_course(factory, world.alice, now)
+    return world
 
 
 def _id(world: World) -> dict[str, Any]:

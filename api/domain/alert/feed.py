@@ -1,15 +1,15 @@
 """The live alert feed of a clinic's staff: notices from the broker, each read back as the subscriber.
 
 A notice only names an alert. Whether the subscriber may see it is decided here, per alert, exactly as for any
-other read: same clinic, patient reachable (an erased patient's alert is not delivered). Each delivered alert
-is an audited read of its patient.
+other read and as for the list (alert/visibility.py): same clinic, patient reachable (an erased patient's alert is
+delivered while a legal-retention hold keeps the record, as it is listed and escalated; not after). Each delivered
+alert is an audited read of its patient.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime
 
 from api.domain import audit
@@ -54,8 +54,7 @@ async def read(actor: Actor, notice: AlertNotice, *, now: datetime) -> Alert | N
         await reachable_patient(actor, alert.patient_id)
     except NotFound:
         return None
-    # A subscription lives as long as its connection, whose meta would mark a patient as audited once for good:
-    # each delivery is its own read and leaves its own event.
-    reader = replace(actor, meta=replace(actor.meta, audited_patients=set()))
-    await audit.record(reader, "alert.read", [alert.patient_id], now=now, object_id=alert.id)
+    # Each delivery runs on its own request meta (`Context.renew`), so this is its one event; a selection of the
+    # alert's patient in the same delivery adds none.
+    await audit.record(actor, "alert.read", [alert.patient_id], now=now, object_id=alert.id)
     return alert

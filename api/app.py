@@ -24,11 +24,13 @@ from api.db import tortoise_config
 from api.domain.clock import utc_now
 from api.export import ExportRoutes
 from api.graphql import InterludeGraphQL
+from api.metrics import Metrics, root_fields
 from api.middleware import RequestIdMiddleware
 from api.push_setup import build_providers, close_providers
 from api.settings import Settings
 from jobs.scheduler import JobClock
 from schema import build_schema
+from schema.limits import Limits
 
 log = logging.getLogger("interlude.http")
 
@@ -37,17 +39,33 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
     """`manage_orm=False` leaves Tortoise to the caller (tests that already hold a database context)."""
     # One per process: the app's subscriptions and the in-process jobs share it.
     broker = build_broker(settings)
-    services = build_services(settings, broker)
+    # Tokens signed with a retired key are accepted only if issued before this instant (api/domain/account/tokens.py).
+    services = build_services(settings, broker, now=clock())
+    limits = Limits(
+        depth=settings.max_query_depth,
+        aliases=settings.max_query_aliases,
+        tokens=settings.max_query_tokens,
+        cost=settings.max_query_cost,
+        bytes=settings.max_query_bytes,
+    )
     graphql = InterludeGraphQL(
-        build_schema(production=settings.is_production),
+        build_schema(production=settings.is_production, limits=limits),
         services=services,
         clock=clock,
+        limits=limits,
         graphql_ide=None if settings.is_production else "graphiql",
-        allow_queries_via_get=False,
+        # Queries only: mutations over GET are refused with 405 (GraphQL over HTTP).
+        allow_queries_via_get=True,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=tuple(settings.cors_origins),
     )
     readiness = Readiness(timeout=settings.readiness_timeout_seconds)
+    metrics = Metrics(
+        operations=root_fields(graphql.schema),
+        clock=clock,
+        token=settings.metrics_token,
+        timeout=settings.readiness_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -84,10 +102,11 @@ def create_app(settings: Settings, *, manage_orm: bool = True, clock: Callable[[
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readiness.endpoint),
+            Route("/metrics", metrics.endpoint),
             *ExportRoutes(services, clock, public_base_url=settings.public_base_url).routes(),
         ],
         middleware=[
-            Middleware(RequestIdMiddleware),
+            Middleware(RequestIdMiddleware, metrics=metrics),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,

@@ -53,15 +53,19 @@ class Settings(BaseSettings):
     login_ip_max_failures: int = Field(default=20, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
-    # Each further lock of the same key doubles, up to this.
-    login_lock_max_minutes: int = Field(default=24 * 60, ge=1)
+    # Each further lock of the same key doubles, up to this (at most a day: housekeeping remembers locks that long).
+    login_lock_max_minutes: int = Field(default=24 * 60, ge=1, le=24 * 60)
     max_body_bytes: int = Field(default=1_000_000, ge=10_000)
     # GraphQL documents beyond these are refused with QUERY_TOO_COMPLEX before they run.
     max_query_depth: int = Field(default=10, ge=2, le=50)
     max_query_aliases: int = Field(default=15, ge=0, le=200)
     max_query_tokens: int = Field(default=2000, ge=100, le=100_000)
-    max_query_cost: int = Field(default=5000, ge=10)
-    # `/metrics` answers only with `Authorization: Bearer <token>` when this is set.
+    max_query_cost: int = Field(default=10_000, ge=10)
+    # UTF-8 bytes of a GraphQL document (its variables not included), over HTTP and the websocket alike. The largest
+    # document the apps send is about a kilobyte. Parser and validation caches keep up to 256 documents each, so the
+    # bound also bounds them (16 MiB of text at the default).
+    max_query_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
+    # `/metrics` answers only with `Authorization: Bearer <token>` when this is set; production requires it.
     metrics_token: str | None = None
     # How long /readyz waits for the database before answering 503.
     readiness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -99,6 +103,11 @@ class Settings(BaseSettings):
     push_expo_enabled: bool = False  # Expo needs no credentials, so sending through it is opted into
     push_expo_access_token: str | None = None
     push_expo_base_url: str = "https://exp.host"
+    # How long a dispatcher holds the outbox rows it claimed: one that dies mid-batch leaves its unsent rows for this
+    # long. A dispatcher starts no send in the last 30 s of its lease (a quarter, for leases under 2 minutes) and
+    # hands the rest back.
+    # The outbox is swept every 15 s, or every quarter lease if that is shorter.
+    push_lease_seconds: int = Field(default=120, ge=1, le=3600)
 
     @property
     def runs_jobs_in_process(self) -> bool:
@@ -110,6 +119,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # docker-compose passes an unset variable as "": that means no token, not the empty token.
+        return value or None
 
     @field_validator("outcome_return_rule")
     @classmethod
@@ -143,11 +158,23 @@ class Settings(BaseSettings):
         return self.env is Environment.PRODUCTION
 
     @model_validator(mode="after")
+    def _lock_within_its_cap(self) -> Settings:
+        # The first lock longer than the cap would make the cap meaningless, and the backoff arithmetic too.
+        if self.login_lock_minutes > self.login_lock_max_minutes:
+            raise ValueError("INTERLUDE_LOGIN_LOCK_MINUTES must not exceed INTERLUDE_LOGIN_LOCK_MAX_MINUTES")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         weak = self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH
         if self.is_production and weak:
             raise ValueError(
                 f"INTERLUDE_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_KEY_LENGTH} characters in production"
+            )
+        # Open, /metrics tells anyone who reaches it the clinic's activity and runs aggregate queries for them.
+        if self.is_production and self.metrics_token is None:
+            raise ValueError(
+                "INTERLUDE_METRICS_TOKEN must be set in production (Prometheus sends it as a bearer token)"
             )
         return self

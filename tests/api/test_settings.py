@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from api.settings import DEFAULT_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Environment,
 from tests.api.support import client_for, codes, data, post_graphql
 
 LONG_SECRET = "k" * MIN_SECRET_KEY_LENGTH
+METRICS_TOKEN = "scrape-token-0123456789"
 INTROSPECTION = "{ __schema { queryType { name } } }"
 TYPE_INTROSPECTION = '{ __type(name: "Account") { fields { name } } }'
 
@@ -73,10 +75,34 @@ def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw:
 
 
 @pytest.mark.parametrize(
+    ("raw", "keys"),
+    [
+        ("old-key-0123456789abcdef0123456789ab", ["old-key-0123456789abcdef0123456789ab"]),
+        ('["k1", "k2"]', ["k1", "k2"]),
+    ],
+)
+def test_previous_signing_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, keys: list[str]) -> None:
+    monkeypatch.setenv("INTERLUDE_PREVIOUS_SECRET_KEYS", raw)
+    assert Settings().previous_secret_keys == keys
+
+
+@pytest.mark.parametrize(("raw", "token"), [("", None), ("scrape-token", "scrape-token")])
+def test_a_blank_metrics_token_means_none(monkeypatch: pytest.MonkeyPatch, raw: str, token: str | None) -> None:
+    # An empty variable (`INTERLUDE_METRICS_TOKEN=` in .env) is no token: /metrics must not then accept "Bearer ".
+    monkeypatch.setenv("INTERLUDE_METRICS_TOKEN", raw)
+    assert Settings().metrics_token == token
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
         ("INTERLUDE_ENV", "staging"),
+        ("INTERLUDE_LOGIN_LOCK_MAX_MINUTES", "1441"),
+        ("INTERLUDE_RETENTION_DAYS", "-1"),
+        ("INTERLUDE_MAX_QUERY_DEPTH", "1"),
         ("INTERLUDE_MAX_BODY_BYTES", "100"),
+        ("INTERLUDE_MAX_QUERY_BYTES", "100"),
+        ("INTERLUDE_MAX_QUERY_BYTES", "1000000"),
         ("INTERLUDE_ACCESS_TOKEN_MINUTES", "0"),
         ("INTERLUDE_LOG_LEVEL", "chatty"),
         ("INTERLUDE_CORS_ORIGINS", '["unclosed"'),
@@ -101,7 +127,7 @@ def test_the_public_base_url_is_kept_without_a_trailing_slash(monkeypatch: pytes
 @pytest.mark.parametrize("secret", [DEFAULT_SECRET_KEY, "", "short", "s" * (MIN_SECRET_KEY_LENGTH - 1)])
 def test_production_refuses_a_default_or_short_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="INTERLUDE_SECRET_KEY"):
-        Settings(env=Environment.PRODUCTION, secret_key=secret)
+        Settings(env=Environment.PRODUCTION, secret_key=secret, metrics_token=METRICS_TOKEN)
 
 
 def test_production_refuses_a_missing_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,17 +135,36 @@ def test_production_refuses_a_missing_secret_from_the_environment(monkeypatch: p
     with pytest.raises(ValidationError, match="INTERLUDE_SECRET_KEY"):
         Settings()
     monkeypatch.setenv("INTERLUDE_SECRET_KEY", LONG_SECRET)
+    monkeypatch.setenv("INTERLUDE_METRICS_TOKEN", METRICS_TOKEN)
     assert Settings().is_production
+
+
+@pytest.mark.parametrize("token", [None, ""], ids=["unset", "blank"])
+def test_production_refuses_to_run_without_a_metrics_token(monkeypatch: pytest.MonkeyPatch, token: str | None) -> None:
+    # Open, /metrics shows anyone the clinic's activity and runs aggregate queries for them.
+    monkeypatch.setenv("INTERLUDE_ENV", "production")
+    monkeypatch.setenv("INTERLUDE_SECRET_KEY", LONG_SECRET)
+    if token is not None:
+        monkeypatch.setenv("INTERLUDE_METRICS_TOKEN", token)  # docker-compose's `${…:-}` would pass ""
+    with pytest.raises(ValidationError, match="INTERLUDE_METRICS_TOKEN must be set in production"):
+        Settings()
+    assert Settings(env=Environment.DEVELOPMENT).metrics_token is None  # development keeps it open
+
+
+def test_the_deployment_refuses_to_start_without_a_metrics_token() -> None:
+    # `${VAR:?message}`: docker compose stops with the message when the variable is unset or empty.
+    compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
+    assert "INTERLUDE_METRICS_TOKEN: ${INTERLUDE_METRICS_TOKEN:?set INTERLUDE_METRICS_TOKEN" in compose
 
 
 @pytest.mark.parametrize("secret", [LONG_SECRET, "a-random-secret-of-sixty-four-characters-0123456789abcdefghijklm"])
 def test_production_accepts_a_long_secret(secret: str) -> None:
-    settings = Settings(env=Environment.PRODUCTION, secret_key=secret)
+    settings = Settings(env=Environment.PRODUCTION, secret_key=secret, metrics_token=METRICS_TOKEN)
     assert settings.is_production
 
 
 def test_the_environment_is_given_by_name() -> None:
-    settings = Settings.model_validate({"env": "production", "secret_key": LONG_SECRET})
+    settings = Settings.model_validate({"env": "production", "secret_key": LONG_SECRET, "metrics_token": METRICS_TOKEN})
     assert settings.env is Environment.PRODUCTION
     with pytest.raises(ValidationError, match="INTERLUDE_SECRET_KEY"):
         Settings.model_validate({"env": "production"})
@@ -134,7 +179,13 @@ def test_development_accepts_the_default_secret() -> None:
 
 @pytest.fixture
 def production() -> Settings:
-    return Settings(env=Environment.PRODUCTION, secret_key=LONG_SECRET, argon2_time_cost=1, argon2_memory_kib=8)
+    return Settings(
+        env=Environment.PRODUCTION,
+        secret_key=LONG_SECRET,
+        metrics_token=METRICS_TOKEN,
+        argon2_time_cost=1,
+        argon2_memory_kib=8,
+    )
 
 
 @pytest.fixture

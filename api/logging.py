@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, TextIO
 
 # Attributes a LogRecord always has; anything else was passed with extra= and is emitted as a field.
@@ -33,6 +35,23 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, default=str)
+
+    def formatException(
+        self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    ) -> str:
+        """Where it failed and with what class, never the message: a driver's or a library's message may quote the
+        values it was given ("Key (email)=(…) already exists", a note that could not be encoded)."""
+        error = ei[1]
+        blocks: list[str] = []
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            frames = "".join(traceback.format_tb(error.__traceback__)).rstrip("\n")
+            kind = type(error)
+            blocks.append(f"Traceback (most recent call last):\n{frames}\n{kind.__module__}.{kind.__qualname__}")
+            error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        # As Python prints them: the first cause first, the exception that was logged last.
+        return "\n\nThe above led to:\n\n".join(reversed(blocks))
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:

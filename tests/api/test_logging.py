@@ -207,7 +207,25 @@ def test_json_formatter_keeps_multi_line_messages_and_tracebacks_on_one_line() -
     payload = json.loads(line)
     assert payload["event"] == "job.failed\nwith detail"
     assert "Traceback" in payload["exception"]
-    assert "ValueError: first line" in payload["exception"]
+    assert payload["exception"].endswith("builtins.ValueError")
+
+
+def test_a_logged_exception_names_its_class_and_frames_never_its_message() -> None:
+    # Drivers quote what they were given: "Key (email)=(…) already exists", the value that could not be encoded.
+    try:
+        try:
+            raise KeyError(f"Key (email)=({PATIENT_EMAIL}) already exists")
+        except KeyError as exc:
+            raise RuntimeError(f"could not store {NOTE!r}") from exc
+    except RuntimeError:
+        record = _record("graphql.unexpected_error", exc_info=sys.exc_info())
+    logged = json.loads(JsonFormatter().format(record))["exception"]
+    assert PATIENT_EMAIL not in logged
+    assert NOTE not in logged
+    assert "builtins.KeyError" in logged
+    assert logged.endswith("builtins.RuntimeError")
+    assert logged.index("builtins.KeyError") < logged.index("builtins.RuntimeError")
+    assert "test_a_logged_exception_names_its_class_and_frames_never_its_message" in logged  # the frames are kept
 
 
 def test_json_formatter_extra_fields_cannot_replace_the_standard_ones() -> None:

@@ -19,9 +19,11 @@ from jsonschema import Draft6Validator
 
 from api.domain.account.models import Clinic
 from api.domain.actor import Role
+from api.domain.alert.models import Alert, Severity
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.validation import SideEffectReport
 from api.domain.diary.vocabulary import SideEffect
+from api.domain.prompt.models import Prompt, PromptStatus
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.treatment.models import InfusionSession, SessionStatus
 from api.domain.treatment.service import SessionChange
@@ -198,3 +200,38 @@ def bulk_entries(who: PatientUser, count: int, now: datetime) -> list[DiaryEntry
         )
         for n in range(count)
     ]
+
+
+# The timestamp a prompt in each status has, besides `sent_at` (every status past SCHEDULED).
+_REACHED = {
+    PromptStatus.DELIVERED: ("delivered_at",),
+    PromptStatus.OPENED: ("delivered_at", "opened_at"),
+    PromptStatus.ANSWERED: ("delivered_at", "opened_at", "answered_at"),
+    PromptStatus.EXPIRED: ("expired_at",),
+    PromptStatus.CANCELLED: ("cancelled_at",),
+}
+
+
+async def prompt(
+    who: PatientUser, status: PromptStatus, due_at: datetime, instrument: str = "daily_diary", **overrides: Any
+) -> Prompt:
+    """A check-in in `status`, due at `due_at` and open for six hours, with the timestamps that status implies (one
+    hour apart from the due time on) unless overridden."""
+    steps = ("sent_at", *_REACHED.get(status, ())) if status is not PromptStatus.SCHEDULED else ()
+    values = {step: due_at + timedelta(hours=n) for n, step in enumerate(steps)} | overrides
+    return await Prompt.create(
+        clinic_id=who.patient.clinic_id, patient_id=who.patient.id, plan_id=uuid4(), rule_id=f"{instrument}-rule",
+        anchor=f"date:{due_at.date().isoformat()}:{status.value}", instrument=instrument, due_at=due_at,
+        deliver_at=due_at, expires_at=due_at + timedelta(hours=6), status=status,
+        created_at=due_at - timedelta(days=1), updated_at=due_at + timedelta(hours=len(steps)),
+        **values,
+    )  # fmt: skip
+
+
+async def alert(who: PatientUser, rule_id: str, raised_at: datetime) -> Alert:
+    """An open alert of `rule_id` on the patient; the alert service acknowledges and resolves it."""
+    return await Alert.create(
+        clinic_id=who.patient.clinic_id, patient_id=who.patient.id, rule_id=rule_id, rule_version=1,
+        severity=Severity.HIGH, episode="patient", open_key=f"export:{uuid4()}", raised_at=raised_at,
+        updated_at=raised_at, details={"seen": 23},
+    )  # fmt: skip

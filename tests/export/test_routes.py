@@ -20,6 +20,7 @@ from api.domain.actor import Actor
 from api.domain.audit.models import AuditEvent, AuditSubject
 from api.domain.export.service import ExportService
 from api.domain.patient.models import Patient, PatientStatus
+from api.domain.prompt.models import Prompt
 from api.domain.services import Services
 from api.settings import Settings
 from tests.conftest import Database
@@ -144,8 +145,10 @@ async def test_everything_for_the_patient_and_the_clinics_staff(
     bundle = response.json()
     validate(bundle)
     assert bundle["entry"][0]["fullUrl"] == f"http://interlude.test/fhir/Patient/{record.alice.patient.id}"
-    # The patient's own export leaves out the MedicationAdministration (dose is clinic-side data).
-    assert bundle["total"] == (24 if who == "alice" else 25)
+    # The patient's own export leaves out the MedicationAdministration (dose is clinic-side data) and adds a Task for
+    # each of her check-ins (test_self_export).
+    tasks = await Prompt.filter(patient_id=record.alice.patient.id).count()
+    assert bundle["total"] == (24 + tasks if who == "alice" else 25)
     event = await AuditEvent.get(action="export.fhir", actor_id=actor.account_id)
     assert (event.patient_id, event.operation, event.ip) == (record.alice.patient.id, "fhir.everything", "203.0.113.7")
     assert event.request_id == response.headers["x-request-id"]

@@ -25,9 +25,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
+from api.domain.alert.models import Alert, AlertStatus
+from api.domain.alert.rules import RULES
 from api.domain.diary.models import DiaryEntry
+from api.domain.errors import BadInput
 from api.domain.export import codes
 from api.domain.patient.models import Patient, PatientStatus
+from api.domain.prompt.models import Prompt, PromptStatus
+from api.domain.questionnaire.instruments import get_instrument
 from api.domain.questionnaire.models import QuestionnaireResponse
 from api.domain.treatment.models import InfusionSession, SessionStatus
 
@@ -178,6 +183,95 @@ def session_resources(session: InfusionSession, *, clinical: bool) -> list[Resou
         "dosage": {"route": {"coding": [INTRAVENOUS]}, "dose": dose},
     }
     return [procedure, administration]
+
+
+# Prompt status -> R4 Task.status (http://hl7.org/fhir/task-status). The patient is the Task's performer: it is
+# `requested` until they take it up, whatever the push did (a delivered notification is not the patient claiming it,
+# which `received` would say), `in-progress` once they opened it, and `failed` when the window closed unanswered (the
+# request was made and not fulfilled; `rejected` would say the patient declined, `cancelled` that the clinic withdrew
+# it, which is what CANCELLED means). `businessStatus` keeps our own state, so nothing is lost in the mapping.
+_TASK_STATUS = {
+    PromptStatus.SCHEDULED: "requested",
+    PromptStatus.SENT: "requested",
+    PromptStatus.DELIVERED: "requested",
+    PromptStatus.OPENED: "in-progress",
+    PromptStatus.ANSWERED: "completed",
+    PromptStatus.EXPIRED: "failed",
+    PromptStatus.CANCELLED: "cancelled",
+}
+FLAG_CLINICAL = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "clinical", "display": "Clinical"}
+    ]
+}
+ALERT_RULE_SYSTEM = f"{codes.LOCAL_BASE}/CodeSystem/alert-rule"
+
+
+def prompt_task(prompt: Prompt, answers: Iterable[dict[str, str]]) -> Resource:
+    """A check-in the patient was sent, as a Task they perform. `answers`: references to the resources that
+    answered it (its QuestionnaireResponse, or its diary entry's Observations), listed as the Task's `output` once it
+    is answered. The description is the instrument's title: the kind of check-in, nothing the patient wrote.
+
+    The window the patient had (due to expiry) is `restriction.period`, R4's "over what time-period is fulfillment
+    sought"; `executionPeriod` is what happened: sent, then answered, expired or cancelled."""
+    task: Resource = {
+        "resourceType": "Task",
+        "id": str(prompt.id),
+        "status": _TASK_STATUS[prompt.status],
+        "businessStatus": {"text": prompt.status.value.lower()},
+        "intent": "order",
+        "description": _instrument_title(prompt.instrument),
+        "for": reference("Patient", prompt.patient_id),
+        "authoredOn": _instant(prompt.created_at),
+        "lastModified": _instant(prompt.updated_at),
+        "owner": reference("Patient", prompt.patient_id),
+        "restriction": {"period": {"start": _instant(prompt.due_at), "end": _instant(prompt.expires_at)}},
+    }
+    if prompt.status is PromptStatus.EXPIRED:
+        task["statusReason"] = {"text": "Not answered before the check-in closed"}
+    execution = _period(prompt.sent_at, prompt.answered_at or prompt.expired_at or prompt.cancelled_at)
+    if execution:
+        task["executionPeriod"] = execution
+    output = [{"type": {"text": "Answer"}, "valueReference": a} for a in answers]
+    if output and prompt.status is PromptStatus.ANSWERED:
+        task["output"] = output
+    return task
+
+
+def alert_flag(alert: Alert) -> Resource:
+    """An alert raised on the patient's data, as a clinical Flag: active until the clinic resolved it. What the
+    clinic's staff made of it is left out: who acknowledged or resolved it and their notes (staff-authored, in the
+    alert's history), and the rule's details (thresholds and values the clinic's triage reads)."""
+    rule = RULES.get(alert.rule_id)
+    # A rule since retired still names itself by its id.
+    title = alert.rule_id if rule is None else rule.summary[:1].upper() + rule.summary[1:]
+    resolved = alert.status is AlertStatus.RESOLVED
+    return {
+        "resourceType": "Flag",
+        "id": str(alert.id),
+        "meta": {"lastUpdated": _instant(alert.updated_at)},
+        "status": "inactive" if resolved else "active",
+        "category": [FLAG_CLINICAL],
+        "code": {"coding": [{"system": ALERT_RULE_SYSTEM, "code": alert.rule_id, "display": title}], "text": title},
+        "subject": reference("Patient", alert.patient_id),
+        "period": _period(alert.raised_at, alert.resolved_at if resolved else None),
+    }
+
+
+def _instrument_title(instrument: str) -> str:
+    try:
+        return get_instrument(instrument).title
+    except BadInput:
+        return instrument
+
+
+def _period(start: datetime | None, end: datetime | None) -> Resource:
+    period: Resource = {}
+    if start is not None:
+        period["start"] = _instant(start)
+    if end is not None:
+        period["end"] = _instant(end)
+    return period
 
 
 def searchset(resources: Iterable[Resource], *, base_url: str, self_url: str, now: datetime) -> Resource:

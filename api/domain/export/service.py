@@ -17,10 +17,10 @@ stream with a `created_at` before `now`: a window of one insert's commit.
 
 A patient's own export (GDPR Art. 20: `$everything` on their own id, or `/export/me`) is their whole record: the
 Patient with their sign-in email and preferences (`portability`), every diary entry (deleted ones as entered-in-error,
-edited ones amended), every questionnaire response with its scores, and their sessions, without dose and clinician
-notes (clinic-side data, which the API does not show them either). Left out: prompts (the clinic's reminder
-schedule; what the patient answered is in), alerts (the clinic's triage), devices (push credentials) and the audit
-trail (asked for under Art. 15, it is the clinic admin's to hand over).
+edited ones amended), every questionnaire response with its scores, their sessions, without dose and clinician
+notes (clinic-side data, which the API does not show them either), the check-ins they were sent as Tasks and the
+alerts raised on their data as Flags, without the clinicians' acknowledge and resolve notes (`portability`). Left
+out: devices (push credentials) and the audit trail (asked for under Art. 15, it is the clinic admin's to hand over).
 
 Streams are opened in two steps: the awaited call checks access and writes the audit event (so a refusal is an
 ordinary error response), then the returned iterator reads keyset batches of `batch_size` rows, so memory stays flat
@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -74,7 +75,8 @@ class ExportService:
         sessions = await InfusionSession.filter(patient_id=patient.id).order_by("starts_at", "id")
         resources = fhir.iter_patient_resources(patient, entries, responses, sessions, clinical=actor.is_staff)
         if actor.is_patient:
-            resources = _own(resources, patient, await _email(patient))
+            workflow = await portability.own_workflow(patient, entries, responses)
+            resources = chain(_own(resources, patient, await _email(patient)), workflow)
         self_url = f"{base_url}/Patient/{patient.id}/$everything"
         return fhir.searchset(resources, base_url=base_url, self_url=self_url, now=now)
 

@@ -42,14 +42,15 @@ from api.domain.alert.rules import RULES as ALERT_RULES
 from api.domain.errors import ErrorCode
 from api.domain.outcome.response import TREND_MEASURES
 from api.domain.paging import DEFAULT_PAGE, MAX_PAGE
+from api.domain.prompt import service as prompts
 
 # How many items each list of objects that is not a connection may hold: its selection counts that many times.
 # Lists that grow without bound are connections (design §6); these are capped by their service or a vocabulary, or
 # (where nothing caps them) weighed by what a patient's record holds in practice. A test walks the schema: a new
 # list of objects must be given its weight here. Lists of scalars and enums weigh 1, like any leaf.
 LIST_WEIGHTS: Mapping[tuple[str, str], int] = {
-    ("Patient", "prompts"): 500,  # PromptService.of_patient's limit
-    ("Query", "myPrompts"): 200,  # PromptService.mine's limit
+    ("Patient", "prompts"): prompts.PATIENT_LIMIT,
+    ("Query", "myPrompts"): prompts.MINE_LIMIT,
     # One result per entry sent (at most MAX_SYNC, within the body limit): the caller pays for this list by sending
     # it, and no resolver under it reads the database (a test checks the result's types). Weighed at its cap, the
     # documented sync of 200 entries, echoed in full, would be refused.

@@ -36,6 +36,9 @@ ANSWERABLE = (PromptStatus.SCHEDULED, *OPEN_STATUSES)
 ANSWERED_BY_DIARY = frozenset({"daily_diary", "post_infusion", "pre_session"})
 # Exactly two ASCII digits each: `int()` alone would also take " 7", "+7" and other scripts' digits.
 HHMM = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+# The newest prompts a patient (`mine`) and their clinician (`of_patient`) see in one list.
+MINE_LIMIT = 200
+PATIENT_LIMIT = 500
 PREFERENCE_FIELDS = ("timezone", "diary_time", "quiet_hours_start", "quiet_hours_end", "notifications_enabled")
 
 
@@ -82,12 +85,12 @@ class PromptService:
         patient = await reachable_patient(actor, require_patient(actor))
         query = Prompt.filter(patient_id=patient.id, due_at__lte=now)
         query = query.filter(status__in=list(statuses)) if statuses else query.exclude(status=PromptStatus.CANCELLED)
-        return await query.order_by("-due_at", "-id").limit(200)
+        return await query.order_by("-due_at", "-id").limit(MINE_LIMIT)
 
     async def of_patient(self, actor: Actor, patient_id: UUID, *, now: datetime) -> list[Prompt]:
         patient = await reachable_patient(actor, patient_id)
         await audit.record(actor, "prompt.read", [patient.id], now=now)
-        return await Prompt.filter(patient_id=patient.id).order_by("-due_at", "-id").limit(500)
+        return await Prompt.filter(patient_id=patient.id).order_by("-due_at", "-id").limit(PATIENT_LIMIT)
 
     async def acknowledge(self, actor: Actor, prompt_id: UUID, event: PromptEvent, *, now: datetime) -> Prompt:
         patient = await reachable_patient(actor, require_patient(actor))

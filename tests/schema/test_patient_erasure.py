@@ -186,6 +186,7 @@ def codes(body: dict[str, Any]) -> list[str]:
 LOGIN = "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken refreshToken } }"
 REFRESH = "mutation R($t: String!) { refreshSession(refreshToken: $t) { accessToken } }"
 MY_DIARY = "{ myDiary { edges { node { id } } } }"
+ME = "{ me { id email } }"
 LOG = "mutation Log($input: DiaryEntryInput!) { logDiaryEntry(input: $input) { id } }"
 TRENDS = "{ myTrends { days } }"
 MY_PROMPTS = "{ myPrompts(status: [SENT]) { id } }"
@@ -206,6 +207,8 @@ async def test_the_erased_patients_tokens_stop_working_at_once(
     # The access token is still unexpired: the domain refuses the erased patient's data, reads and writes alike.
     entry = {"clientId": str(uuid4()), "recordedAt": now.isoformat(), "painNow": 3}
     assert codes(await graphql(http, MY_DIARY, {}, token)) == ["NOT_FOUND"]
+    # Nor does the closed account answer for itself (its placeholder email is nobody's business).
+    assert codes(await graphql(http, ME, {}, token)) == ["UNAUTHENTICATED"]
     assert codes(await graphql(http, LOG, {"input": entry}, token)) == ["NOT_FOUND"]
     assert codes(await graphql(http, TRENDS, {}, token)) == ["NOT_FOUND"]
     assert codes(await graphql(http, MY_PROMPTS, {}, token)) == ["NOT_FOUND"]

@@ -219,6 +219,9 @@ class AccountService:
         account = await Account.get_or_none(id=actor.account_id, clinic_id=actor.clinic_id)
         if account is None:
             raise NotFound("account")
+        if not account.is_active:
+            # A token issued before the account was closed (an erasure, a deactivated colleague) is still unexpired.
+            raise Unauthenticated("this account is closed")
         return account
 
 

@@ -19,6 +19,7 @@ from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
+from schema.execution import PlainLeafExecutionContext
 from schema.limits import DEFAULT_LIMITS, Limits, QueryLimits
 from schema.operation import OperationName
 from schema.outcome.operations import OutcomeQuery
@@ -124,10 +125,13 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
     ]
     if production:
         extensions.append(DisableIntrospection)
-    return InterludeSchema(
+    schema = InterludeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=production),
     )
+    # Known only once the schema is built: which fields merely read an attribute (schema/execution.py).
+    schema.execution_context_class = PlainLeafExecutionContext.for_schema(schema._schema)
+    return schema

@@ -1,0 +1,269 @@
+"""Execution that answers plain leaf fields without graphql-core's per-field machinery.
+
+Most values a diary screen reads are attributes of a dataclass: `DiaryEntry.painNow`, an edge's `cursor`, a series'
+`dates`. For each, graphql-core builds a ResolveInfo, calls Strawberry's default-resolver wrapper, checks whether
+the result is awaitable and completes the leaf: about 4 µs a value, most of a 100-entry page's time
+(bench/README.md). A *plain leaf field* is one Strawberry resolves by reading the attribute (no resolver, no field
+extension, no permission, no argument) whose type is a scalar or enum, or a list of them. For those, the value is
+read and coerced here directly, with the type's own `coerce_output_value`, exactly as graphql-core would.
+
+Anything unusual goes back to graphql-core's own path, which then produces its usual value or error: a null in a
+non-null position, a value the scalar refuses, a missing attribute, an exception instance, schema middleware
+(an extension with a `resolve` hook). So errors, paths and masking are unchanged; only the common case is fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+_MISSING = object()
+Coerce = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlainLeaf:
+    """How to answer one plain leaf field: the attribute it reads and how its value is coerced."""
+
+    attribute: str
+    coerce: Coerce
+    nullable: bool
+    # For a list of leaves: the items' coercion and whether an item may be null; `coerce` is then unused.
+    item_coerce: Coerce | None = None
+    item_nullable: bool = False
+
+    def answer(self, source: Any) -> Any:
+        """The completed value, or `_MISSING` to let graphql-core answer (and report any error) itself."""
+        value = getattr(source, self.attribute, _MISSING)
+        if value is None:
+            return None if self.nullable else _MISSING
+        if value is _MISSING or isinstance(value, Exception):
+            return _MISSING
+        try:
+            if self.item_coerce is None:
+                coerced = self.coerce(value)
+                return _MISSING if coerced is None or coerced is Undefined else coerced
+            return self._items(value)
+        except Exception:  # graphql-core repeats the coercion and reports the error with its path
+            return _MISSING
+
+    def _items(self, values: Any) -> Any:
+        if not isinstance(values, list | tuple):
+            return _MISSING
+        coerce = self.item_coerce or self.coerce
+        out: list[Any] = []
+        for item in values:
+            if item is None:
+                if not self.item_nullable:
+                    return _MISSING
+                out.append(None)
+                continue
+            coerced = coerce(item)
+            if coerced is None or coerced is Undefined:
+                return _MISSING
+            out.append(coerced)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlainObject:
+    """A plain field whose value is an object (`Edge.node`) or a list of objects (`Connection.edges`), of a type
+    without `is_type_of` (no interfaces): its sub-selection runs directly on the attribute's value."""
+
+    attribute: str
+    type: GraphQLOutputType
+    object_type: GraphQLObjectType
+    nullable: bool
+    is_list: bool
+    item_nullable: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        """Whether the value completes without an error of this field's own (those graphql-core reports)."""
+        if not self.is_list:
+            return True
+        return isinstance(value, list | tuple) and (self.item_nullable or all(v is not None for v in value))
+
+
+Plain = PlainLeaf | PlainObject
+
+
+def plain_fields(schema: GraphQLSchema) -> dict[tuple[str, str], Plain]:
+    """Every plain field of the schema's object types, by (type name, field name)."""
+    found: dict[tuple[str, str], Plain] = {}
+    for type_ in schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        for name, field in type_.fields.items():
+            attribute = _plain_attribute(field)
+            plain = None if attribute is None else _plain_leaf(attribute, field) or _plain_object(attribute, field)
+            if plain is not None:
+                found[(type_.name, name)] = plain
+    return found
+
+
+def _plain_attribute(field: GraphQLField) -> str | None:
+    """The attribute a field only reads, if that is all it does."""
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    # Strawberry marks the resolver it builds for a field that only reads its attribute (`is_basic_field`).
+    if definition is None or field.args or not getattr(field.resolve, "_is_default", False):
+        return None
+    if definition.default_resolver is not getattr:
+        return None
+    return str(definition.python_name)
+
+
+def _plain_object(attribute: str, field: GraphQLField) -> PlainObject | None:
+    nullable, inner = _unwrap(field.type)
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        return PlainObject(attribute, field.type, inner, nullable, is_list=False)
+    if isinstance(inner, GraphQLList):
+        item_nullable, item = _unwrap(inner.of_type)
+        if isinstance(item, GraphQLObjectType) and item.is_type_of is None:
+            return PlainObject(attribute, field.type, item, nullable, is_list=True, item_nullable=item_nullable)
+    return None
+
+
+def _plain_leaf(attribute: str, field: GraphQLField) -> PlainLeaf | None:
+    nullable, inner = _unwrap(field.type)
+    if is_leaf_type(inner):
+        return PlainLeaf(attribute, inner.coerce_output_value, nullable)
+    if isinstance(inner, GraphQLList):
+        item_nullable, item = _unwrap(inner.of_type)
+        if is_leaf_type(item):
+            return PlainLeaf(
+                attribute,
+                item.coerce_output_value,
+                nullable,
+                item_coerce=item.coerce_output_value,
+                item_nullable=item_nullable,
+            )
+    return None
+
+
+def _unwrap(type_: GraphQLOutputType) -> tuple[bool, GraphQLOutputType]:
+    if isinstance(type_, GraphQLNonNull):
+        return False, type_.of_type
+    return True, type_
+
+
+class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, answering plain leaf fields directly (see the module's docstring).
+
+    `leaves` is filled per schema by `for_schema`: a subclass per schema, so that two schemas in one process (tests
+    build several) never share a table."""
+
+    plain: dict[tuple[str, str], Plain] = {}  # noqa: RUF012 -- replaced per schema, never mutated
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        # With schema middleware every field must pass through it: no shortcut at all.
+        self._shortcut = manager is None or getattr(manager, "_middleware_resolvers", None) is None
+
+    @classmethod
+    def for_schema(cls, schema: GraphQLSchema) -> type[PlainLeafExecutionContext]:
+        return type(cls.__name__, (cls,), {"plain": plain_fields(schema)})
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any] | UndefinedType:
+        if self._shortcut:
+            plain = self.plain.get((parent_type.name, field_details_list[0].node.name.value))
+            if type(plain) is PlainLeaf:
+                value = plain.answer(source)
+                if value is not _MISSING:
+                    return value
+            elif type(plain) is PlainObject and not any(d.node.directives for d in field_details_list):
+                value = getattr(source, plain.attribute, _MISSING)
+                if value is None and plain.nullable:
+                    return None
+                if value is not None and value is not _MISSING and plain.accepts(value):
+                    return self._plain_object(plain, value, field_details_list, path, position_context)
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
+    def _plain_object(
+        self, plain: PlainObject, value: Any, details: FieldDetailsList, path: Path, position_context: Any
+    ) -> AwaitableOrValue[Any]:
+        """graphql-core's completion of an object, or a list of objects, minus what a plain field never needs."""
+        completed: AwaitableOrValue[Any]
+        try:
+            if not plain.is_list:
+                completed = self.collect_and_execute_subfields(
+                    plain.object_type, details, path, value, position_context
+                )
+            else:
+                completed = self._objects(plain, value, details, path, position_context)
+        except Exception as raw_error:  # handled exactly as graphql-core's execute_field does
+            self.handle_field_error(raw_error, plain.type, details, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._settled(completed, plain.type, details, path)
+        return completed
+
+    def _objects(
+        self, plain: PlainObject, values: Any, details: FieldDetailsList, path: Path, position_context: Any
+    ) -> AwaitableOrValue[list[Any]]:
+        item_type: GraphQLOutputType = plain.object_type if plain.item_nullable else GraphQLNonNull(plain.object_type)
+        completed: list[Any] = []
+        pending: list[int] = []
+        try:
+            for index, item in enumerate(values):
+                if item is None:  # `accepts` let it through: the items are nullable
+                    completed.append(None)
+                    continue
+                item_path = path.add_key(index, None)
+                try:
+                    done = self.collect_and_execute_subfields(
+                        plain.object_type, details, item_path, item, position_context
+                    )
+                except Exception as raw_error:  # as graphql-core's complete_list_item_value
+                    self.handle_field_error(raw_error, item_type, details, item_path)
+                    completed.append(None)
+                    continue
+                if self.is_awaitable(done):
+                    pending.append(index)
+                    done = self._settled(done, item_type, details, item_path)
+                completed.append(done)
+        except Exception:
+            # A non-null item failed: the field fails, and items already started must still settle.
+            if pending:
+                self.settle_in_background([completed[i] for i in pending])
+            raise
+        if not pending:
+            return completed
+
+        async def gathered() -> list[Any]:
+            for index, result in zip(pending, await gather_with_cancel(*(completed[i] for i in pending)), strict=True):
+                completed[index] = result
+            return completed
+
+        return gathered()
+
+    async def _settled(
+        self, completed: Awaitable[Any], return_type: GraphQLOutputType, details: FieldDetailsList, path: Path
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:  # as graphql-core's execute_field
+            self.handle_field_error(raw_error, return_type, details, path)
+            return None

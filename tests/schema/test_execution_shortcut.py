@@ -1,0 +1,204 @@
+"""The plain-field shortcut (schema/execution.py) answers exactly what graphql-core answers: the same data, the
+same errors at the same paths, for every shape it takes a shortcut on and every case it must hand back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, cast
+
+import pytest
+import strawberry
+from strawberry.types import ExecutionResult
+
+from schema import build_schema
+from schema.execution import PlainLeaf, PlainLeafExecutionContext, PlainObject, plain_fields
+
+
+@strawberry.enum
+class Colour(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Leaf:
+    number: int
+    maybe: int | None
+    label: str
+    colour: Colour
+    colours: list[Colour]
+    loose: list[int | None]
+    at: datetime
+
+    @strawberry.field
+    def computed(self) -> int:
+        return self.number * 2
+
+    @strawberry.field
+    async def later(self) -> int:
+        return self.number + 1
+
+    @strawberry.field
+    def sync_failing(self) -> int:
+        if self.number == 2:
+            raise ValueError("no value now")
+        return self.number
+
+    @strawberry.field
+    async def failing(self) -> int:
+        raise ValueError("no value")
+
+    @strawberry.field
+    async def failing_maybe(self) -> int | None:
+        raise ValueError("no maybe")
+
+
+@strawberry.type
+class Edge:
+    cursor: str
+    node: Leaf
+
+
+@strawberry.type
+class Holder:
+    edges: list[Edge]
+    loose_edges: list[Edge | None]
+    first: Leaf
+    maybe_first: Leaf | None
+
+
+def leaf(n: int, **overrides: Any) -> Leaf:
+    values: dict[str, Any] = {
+        "number": n,
+        "maybe": None if n % 2 else n,
+        "label": f"leaf {n}",
+        "colour": Colour.RED if n % 2 else Colour.BLUE,
+        "colours": [Colour.RED, Colour.BLUE],
+        "loose": [n, None],
+        "at": datetime(2026, 11, 26, 12, n, tzinfo=UTC),
+    }
+    values.update(overrides)
+    return Leaf(**values)
+
+
+def holder(*leaves: Leaf, loose: list[Edge | None] | None = None) -> Holder:
+    edges = [Edge(cursor=f"c{i}", node=x) for i, x in enumerate(leaves)]
+    return Holder(
+        edges=edges, loose_edges=loose if loose is not None else [*edges, None], first=leaves[0], maybe_first=None
+    )
+
+
+GOOD = holder(leaf(1), leaf(2), leaf(3))
+
+
+def schemas(root: Holder) -> tuple[strawberry.Schema, strawberry.Schema]:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def holder(self) -> Holder:
+            return root
+
+        @strawberry.field
+        def maybe_holder(self) -> Holder | None:
+            return root
+
+    plain = strawberry.Schema(query=Query)
+    fast = strawberry.Schema(query=Query)
+    fast.execution_context_class = PlainLeafExecutionContext.for_schema(fast._schema)
+    return plain, fast
+
+
+async def both(document: str, root: Holder = GOOD) -> tuple[ExecutionResult, ExecutionResult]:
+    plain, fast = schemas(root)
+    return await plain.execute(document), await fast.execute(document)
+
+
+def same(expected: ExecutionResult, actual: ExecutionResult) -> None:
+    assert actual.data == expected.data
+    shown = [(e.message, e.path, e.locations) for e in expected.errors or []]
+    assert [(e.message, e.path, e.locations) for e in actual.errors or []] == shown
+
+
+ALL_LEAVES = "number maybe label colour colours loose at computed later"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"{{ holder {{ edges {{ cursor node {{ {ALL_LEAVES} }} }} first {{ number }} maybeFirst {{ number }} }} }}",
+        # Aliases, the same field twice, fragments and __typename.
+        "{ holder { e: edges { c: cursor n: node { a: number b: number __typename } } } }",
+        "{ holder { edges { ...E } } } fragment E on Edge { cursor node { ...L label } } fragment L on Leaf { colour }",
+        # Directives decide what is selected before any field runs.
+        "{ holder { edges @include(if: true) { cursor @skip(if: true) node { number @include(if: false) label } } } }",
+        # Nullable items, one of them null.
+        "{ holder { looseEdges { cursor node { number } } } }",
+    ],
+)
+async def test_a_plain_selection_answers_what_graphql_core_answers(document: str) -> None:
+    expected, actual = await both(document)
+    assert not expected.errors
+    same(expected, actual)
+
+
+@pytest.mark.parametrize(
+    ("root", "document"),
+    [
+        # null in a non-null leaf: the error bubbles to the nearest nullable parent.
+        (holder(leaf(1, number=None)), "{ maybeHolder { edges { node { number } } } }"),
+        # A value the scalar refuses.
+        (holder(leaf(1, number="many")), "{ maybeHolder { edges { node { number } } } }"),
+        (holder(leaf(1, colour="green")), "{ maybeHolder { first { colour } } }"),
+        # null inside a list of non-null leaves, and a list that is not one.
+        (holder(leaf(1, colours=[Colour.RED, None])), "{ maybeHolder { first { colours } } }"),
+        (holder(leaf(1, colours="RED")), "{ maybeHolder { first { colours } } }"),
+        # An exception instance as a value, and a missing attribute.
+        (holder(leaf(1, label=ValueError("stored error"))), "{ maybeHolder { first { label } } }"),
+        # null in a non-null list of objects, and a null non-null object.
+        (Holder(edges=[None], loose_edges=[], first=leaf(1), maybe_first=None), "{ maybeHolder { edges { cursor } } }"),  # type: ignore[list-item]
+        (Holder(edges=[], loose_edges=[], first=None, maybe_first=None), "{ maybeHolder { first { number } } }"),  # type: ignore[arg-type]
+        # A resolver failing inside list items: synchronously bubbling, and after an await.
+        (GOOD, "{ maybeHolder { edges { cursor node { number failing } } } }"),
+        (GOOD, "{ holder { edges { cursor node { number failingMaybe } } } }"),
+        (GOOD, "{ holder { looseEdges { node { later failing } } } }"),
+        (GOOD, "{ holder { looseEdges { node { number syncFailing } } } }"),
+        (GOOD, "{ maybeHolder { edges { node { later syncFailing } } } }"),
+        (holder(leaf(2)), "{ maybeHolder { first { syncFailing } } }"),
+    ],
+)
+async def test_errors_are_reported_as_graphql_core_reports_them(root: Holder, document: str) -> None:
+    expected, actual = await both(document, root)
+    assert expected.errors
+    same(expected, actual)
+
+
+async def test_a_missing_attribute_is_reported_as_graphql_core_reports_it() -> None:
+    root = holder(leaf(1))
+    del root.first.__dict__["label"]
+    expected, actual = await both("{ maybeHolder { first { label } } }", root)
+    assert expected.errors
+    same(expected, actual)
+
+
+def test_the_table_holds_the_plain_fields_of_the_real_schema_and_nothing_with_a_resolver() -> None:
+    table = plain_fields(build_schema()._schema)
+
+    assert isinstance(table[("DiaryEntry", "painNow")], PlainLeaf)
+    assert isinstance(table[("DiaryEntry", "painLocations")], PlainLeaf)  # a list of enums
+    assert isinstance(table[("DiaryEntryEdge", "node")], PlainObject)
+    edges = table[("DiaryEntryConnection", "edges")]
+    assert isinstance(edges, PlainObject)
+    assert edges.is_list
+    # Fields with resolvers or arguments always go through graphql-core.
+    assert ("Patient", "diary") not in table
+    assert ("Patient", "lastEntry") not in table
+    assert ("Query", "myDiary") not in table
+
+
+def test_the_real_schema_executes_with_the_shortcut() -> None:
+    context_class = build_schema().execution_context_class
+    assert isinstance(context_class, type)
+    assert issubclass(context_class, PlainLeafExecutionContext)
+    table = cast("type[PlainLeafExecutionContext]", context_class).plain
+    assert plain_fields(build_schema()._schema).keys() == table.keys()

@@ -181,15 +181,15 @@ async def test_latest_entry_per_patient_skips_deleted_entries_and_other_clinics(
 
     staff = await factory.staff(clinic)
     with count_queries() as counter:
-        latest = await services.diary.latest_by_patient(staff.actor, ids)
-    # Two statements (newest instant per patient, then those rows), however many patients or entries.
-    assert counter.statements == ["SELECT", "SELECT"]
+        latest = await services.overview.latest_entries(staff.actor, ids, now=now)
+    # One SELECT however many patients or entries, and the staff read's audit event (the event, its subjects).
+    assert counter.statements == ["SELECT", "INSERT", "INSERT"]
     assert {p: e.id for p, e in latest.items()} == {alice.patient.id: alices_latest.id, bob.patient.id: bobs.id}
 
-    mine = await services.diary.latest_by_patient(alice.actor, ids)
+    mine = await services.overview.latest_entries(alice.actor, ids, now=now)
     assert {p: e.id for p, e in mine.items()} == {alice.patient.id: alices_latest.id}
     outsider = await factory.staff(await factory.clinic())
-    assert await services.diary.latest_by_patient(outsider.actor, ids) == {}
+    assert await services.overview.latest_entries(outsider.actor, ids, now=now) == {}
 
 
 async def test_staff_reads_are_audited_and_patient_reads_are_not(

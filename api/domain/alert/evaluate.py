@@ -10,7 +10,7 @@ Each finding's trigger carries what the rule saw (Trigger.seen), so an edit that
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -30,9 +30,10 @@ from api.domain.alert.rules import side_effects_at as reported
 from api.domain.diary.models import DiaryEntry
 from api.domain.diary.vocabulary import SideEffect
 from api.domain.errors import BadInput
-from api.domain.outcome.daily import daily_series, values_by_date
+from api.domain.outcome.daily import daily_series, readings, values_by_date
 from api.domain.questionnaire.instruments import PHQ9, PHQ9_ITEM9, SELF_HARM, get_instrument
 from api.domain.questionnaire.models import QuestionnaireResponse
+from api.domain.sql import Where, select
 from api.domain.treatment.models import InfusionSession, SessionStatus
 
 PATIENT = "patient"
@@ -117,10 +118,12 @@ async def _latest_session(
 ) -> InfusionSession | None:
     """The patient's latest completed session, or the latest that started by `before` (the infusion an entry
     recorded then reports after)."""
-    query = InfusionSession.filter(patient_id=entry.patient_id, status=SessionStatus.COMPLETED)
+    # Written out (api/domain/sql.py): every diary entry runs it.
+    completed = Where('"patient_id" = {} AND "status" = {}', entry.patient_id, SessionStatus.COMPLETED.value)
     if before is not None:
-        query = query.filter(starts_at__lte=before)
-    return await query.order_by("-starts_at").using_db(conn).first()
+        completed.add('"starts_at" <= {}', before.astimezone(UTC))
+    found = await select(InfusionSession, completed, order_by='"starts_at" DESC', limit=1, using_db=conn)
+    return found[0] if found else None
 
 
 def _dissociation(entry: DiaryEntry, session: InfusionSession, rules: Thresholds, trigger: Trigger) -> list[Finding]:
@@ -146,8 +149,8 @@ async def _loss_of_response(
     ended = session_end(session)
     if not setting.enabled or entry.pain_average is None or entry.recorded_at < ended:
         return []
-    since = await DiaryEntry.filter(patient_id=entry.patient_id, deleted_at=None, recorded_at__gte=ended).using_db(conn)
-    by_date = values_by_date(daily_series(since), "pain_average")
+    since = DiaryEntry.filter(patient_id=entry.patient_id, deleted_at=None, recorded_at__gte=ended).using_db(conn)
+    by_date = values_by_date(daily_series(await readings(since), ["pain_average"]), "pain_average")
     details = rebound(by_date, setting)
     if details is None:
         return []

@@ -21,6 +21,7 @@ from api.domain.actor import Actor, Role
 from api.domain.alert.models import ClinicAlertSettings
 from api.domain.alert.rules import Setting, Thresholds, validate_overrides
 from api.domain.errors import BadInput, Conflict, Forbidden
+from api.domain.sql import Where, select
 
 MAX_ESCALATION_MINUTES = 24 * 60
 MAX_CRISIS_MESSAGE = 2000
@@ -51,8 +52,9 @@ class ClinicSettings:
 
 
 async def thresholds(clinic_id: UUID, using_db: BaseDBAsyncClient | None = None) -> Thresholds:
-    row = await ClinicAlertSettings.get_or_none(clinic_id=clinic_id, using_db=using_db)
-    return Thresholds(row.thresholds, row.version) if row else Thresholds()
+    # Written out (api/domain/sql.py): every diary entry and questionnaire reads it.
+    rows = await select(ClinicAlertSettings, Where('"clinic_id" = {}', clinic_id), using_db=using_db)
+    return Thresholds(rows[0].thresholds, rows[0].version) if rows else Thresholds()
 
 
 async def crisis_message(clinic_id: UUID, default: str) -> str:

@@ -10,8 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
@@ -28,10 +26,11 @@ from api.domain.diary.validation import (
     build_content,
 )
 from api.domain.errors import BadInput, Conflict, DomainError, NotFound
-from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
+from api.domain.paging import Page, decode_cursor, make_page, page_size, parse_instant
 from api.domain.patient.access import lock_patient, reachable_patient, require_patient, require_writable
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
+from api.domain.sql import Where, select
 
 MAX_SYNC = 200
 
@@ -85,10 +84,9 @@ class DiaryService:
         if len(items) > MAX_SYNC:
             raise BadInput("entries", f"at most {MAX_SYNC} entries per call")
         window = self._window(patient, now)
-        existing = {
-            e.client_id: e
-            for e in await DiaryEntry.filter(patient_id=patient.id, client_id__in=[i.client_id for i in items])
-        }
+        resent = Where('"patient_id" = {}', patient.id)
+        resent.add_in('"client_id"', [i.client_id for i in items])
+        existing = {e.client_id: e for e in await select(DiaryEntry, resent)}
         outcomes = []
         for item in items:
             try:
@@ -196,35 +194,23 @@ class DiaryService:
         now: datetime,
     ) -> Page[DiaryEntry]:
         size = page_size(first)
-        page_after = after_filter("recorded_at", after, parse_instant, descending=True)
+        cursor = decode_cursor(after, parse_instant) if after is not None else None
         patient = await reachable_patient(actor, patient_id)
-        query = DiaryEntry.filter(patient_id=patient.id)
-        # Bounds go to the database in UTC: SQLite compares instants as text, so "-05:00" would sort wrongly.
+        # Written out (api/domain/sql.py): every diary screen runs it. Bounds go to the database in UTC: SQLite
+        # compares instants as text, so "-05:00" would sort wrongly.
+        page = Where('"patient_id" = {}', patient.id)
         if start is not None:
-            query = query.filter(recorded_at__gte=require_aware(start, "from"))
+            page.add('"recorded_at" >= {}', require_aware(start, "from"))
         if end is not None:
-            query = query.filter(recorded_at__lt=require_aware(end, "to"))
+            page.add('"recorded_at" < {}', require_aware(end, "to"))
         if not include_deleted:
-            query = query.filter(deleted_at=None)
-        rows = await query.filter(page_after).order_by("-recorded_at", "-id").limit(size + 1)
+            page.add('"deleted_at" IS NULL')
+        if cursor is not None:
+            key, row_id = cursor
+            page.add('("recorded_at" < {} OR ("recorded_at" = {} AND "id" < {}))', key, key, row_id)
+        rows = await select(DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1)
         await audit.record(actor, "diary.read", [patient.id], now=now)
         return make_page(rows, size, lambda e: (e.recorded_at, e.id))
-
-    async def latest_by_patient(self, actor: Actor, patient_ids: list[UUID]) -> dict[UUID, DiaryEntry]:
-        """For loaders: each reachable patient's newest live entry, in two queries whatever the history's length."""
-        if actor.is_patient:
-            patient_ids = [p for p in patient_ids if p == actor.patient_id]
-        live = DiaryEntry.filter(patient_id__in=patient_ids, clinic_id=actor.clinic_id, deleted_at=None)
-        newest = await live.group_by("patient_id").annotate(latest=Max("recorded_at")).values("patient_id", "latest")
-        if not newest:
-            return {}
-        at_newest = Q(*(Q(patient_id=r["patient_id"], recorded_at=r["latest"]) for r in newest), join_type="OR")
-        # Entries sharing the newest instant: the highest id wins, as in the diary's own (recordedAt, id) order.
-        rows = await live.filter(at_newest).order_by("patient_id", "-id")
-        latest: dict[UUID, DiaryEntry] = {}
-        for row in rows:
-            latest.setdefault(row.patient_id, row)
-        return latest
 
     async def _writer(self, actor: Actor) -> Patient:
         """Checked again in each write's transaction, under the patient's lock (`lock_patient`): an erasure may

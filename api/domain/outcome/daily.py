@@ -8,13 +8,46 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from statistics import fmean
+from typing import NamedTuple, Protocol
+
+from tortoise.queryset import QuerySet
 
 from api.domain.diary.models import DiaryEntry
 
 MEASURES = ("pain_average", "pain_worst", "pain_now", "sleep_hours", "sleep_quality", "mood")
+
+
+class Dated(Protocol):
+    """What a day's fold reads of an entry: a model instance or a `Reading`."""
+
+    @property
+    def recorded_at(self) -> datetime: ...
+    @property
+    def utc_offset_minutes(self) -> int: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+
+
+class Reading(NamedTuple):
+    """An entry's measures read as plain values: a year of them costs a fraction of as many model instances."""
+
+    recorded_at: datetime
+    utc_offset_minutes: int
+    deleted_at: datetime | None
+    pain_average: int | None
+    pain_worst: int | None
+    pain_now: int | None
+    sleep_hours: Decimal | None
+    sleep_quality: int | None
+    mood: int | None
+
+
+async def readings(query: QuerySet[DiaryEntry]) -> list[Reading]:
+    rows = await query.values_list(*Reading._fields)
+    return [Reading(*row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -32,18 +65,19 @@ class Day:
         return value
 
 
-def local_date(entry: DiaryEntry) -> date:
+def local_date(entry: Dated) -> date:
     return (entry.recorded_at + timedelta(minutes=entry.utc_offset_minutes)).date()
 
 
-def daily_series(entries: Iterable[DiaryEntry]) -> list[Day]:
-    """Live (not entered-in-error) entries folded into days, oldest first."""
+def daily_series(entries: Iterable[Dated], measures: Sequence[str] = MEASURES) -> list[Day]:
+    """Live (not entered-in-error) entries folded into days, oldest first; only `measures` are computed (the
+    others stay None)."""
     per_day: dict[date, dict[str, list[float]]] = {}
     for entry in entries:
         if entry.deleted_at is not None:
             continue
-        bucket = per_day.setdefault(local_date(entry), {m: [] for m in MEASURES})
-        for measure in MEASURES:
+        bucket = per_day.setdefault(local_date(entry), {m: [] for m in measures})
+        for measure in measures:
             raw: int | Decimal | None = getattr(entry, measure)
             if raw is not None:
                 bucket[measure].append(float(raw))

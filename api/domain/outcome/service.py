@@ -16,10 +16,10 @@ from api.domain import audit
 from api.domain.actor import Actor
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import BadInput
-from api.domain.outcome.daily import MEASURES, Day, daily_series
+from api.domain.outcome.daily import MEASURES, Day, daily_series, readings
 from api.domain.outcome.response import BASELINE_DAYS, CourseOutcome, course_outcome
 from api.domain.outcome.rules import RULES, ReturnRule, rule_named
-from api.domain.outcome.series import LOOKBACK, MAX_SPAN_DAYS, Bucket, Metric, Series, series
+from api.domain.outcome.series import LOOKBACK, MAX_SPAN_DAYS, MEASURE, Bucket, Metric, Series, series
 from api.domain.patient.access import reachable_patient, require_patient
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import Adherence, PromptService
@@ -121,7 +121,7 @@ class OutcomeService:
         patient = await reachable_patient(actor, patient_id)
         await audit.record(actor, "outcome.read", [patient.id], now=now)
         lookback = timedelta(days=LOOKBACK.get(metric, 0))
-        daily = await _load_days(patient.id, start - lookback, end - timedelta(days=1))
+        daily = await _load_days(patient.id, start - lookback, end - timedelta(days=1), [MEASURE[metric]])
         return series(daily, metric, bucket, start, end)
 
 
@@ -163,12 +163,12 @@ async def _plans(patient: Patient) -> list[_Plan]:
     return sorted(plans.values(), key=lambda p: (p.anchor is None, p.anchor or date.max))
 
 
-async def _load_days(patient_id: UUID, first: date, last: date) -> list[Day]:
+async def _load_days(patient_id: UUID, first: date, last: date, measures: Sequence[str] = MEASURES) -> list[Day]:
     """Local days first..last. Entries are fetched by UTC instant with a day's margin on each side (UTC offsets
     run from −12 h to +14 h) and assigned to days by their own recorded offset."""
     lower = datetime.combine(first - timedelta(days=1), time(), UTC)
     upper = datetime.combine(last + timedelta(days=2), time(), UTC)
-    rows = await DiaryEntry.filter(
-        patient_id=patient_id, deleted_at=None, recorded_at__gte=lower, recorded_at__lt=upper
-    ).only("id", "recorded_at", "utc_offset_minutes", "deleted_at", *MEASURES)
-    return [d for d in daily_series(rows) if first <= d.day <= last]
+    rows = await readings(
+        DiaryEntry.filter(patient_id=patient_id, deleted_at=None, recorded_at__gte=lower, recorded_at__lt=upper)
+    )
+    return [d for d in daily_series(rows, measures) if first <= d.day <= last]

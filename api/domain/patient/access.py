@@ -5,11 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DoesNotExist
 
 from api.domain.actor import Actor, Role
 from api.domain.alert.visibility import pending_critical
 from api.domain.errors import Conflict, Forbidden, NotFound
 from api.domain.patient.models import Patient, PatientStatus
+from api.domain.sql import Where, select
 
 # Whose diary is open: an invited patient has not started, a discharged or erased one has ended.
 WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
@@ -25,7 +27,9 @@ async def reachable_patient(actor: Actor, patient_id: UUID) -> Patient:
     """
     if actor.is_patient and actor.patient_id != patient_id:
         raise NotFound("patient")
-    patient = await Patient.get_or_none(id=patient_id, clinic_id=actor.clinic_id)
+    # Written out (api/domain/sql.py): nearly every request of patient data starts here.
+    found = await select(Patient, Where('"id" = {} AND "clinic_id" = {}', patient_id, actor.clinic_id))
+    patient = found[0] if found else None
     if patient is None or not await _reaches(actor, patient):
         raise NotFound("patient")
     return patient
@@ -44,7 +48,10 @@ async def lock_patient(patient_id: UUID, conn: BaseDBAsyncClient) -> Patient:
     """
     # FOR NO KEY UPDATE: waits for an erasure's FOR UPDATE and makes it wait, but lets rows that merely reference
     # the patient (audit events, prompts) be inserted meanwhile.
-    return await Patient.filter(id=patient_id).select_for_update(no_key=True).using_db(conn).get()
+    found = await select(Patient, Where('"id" = {}', patient_id), lock="NO KEY UPDATE", using_db=conn)
+    if not found:
+        raise DoesNotExist(Patient)
+    return found[0]
 
 
 def require_writable(patient: Patient) -> Patient:

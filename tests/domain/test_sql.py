@@ -1,0 +1,56 @@
+"""The hand-written hot reads (api/domain/sql.py) give what the ORM gives, on both databases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import uuid4
+
+from api.domain.diary.models import DiaryEntry
+from api.domain.patient.models import Patient
+from api.domain.sql import Where, select
+from tests.conftest import Database
+from tests.factories import Factory
+
+
+def test_values_become_numbered_placeholders_in_order() -> None:
+    where = Where('"a" = {}', 1)
+    where.add('("b" < {} OR ("b" = {} AND "c" < {}))', 2, 2, 3)
+    where.add_in('"d"', [4, 5])
+    where.add('"e" IS NULL')
+
+    assert where.sql('"b" DESC', 10) == (
+        '"a" = $1 AND ("b" < $2 OR ("b" = $3 AND "c" < $4)) AND "d" IN ($5, $6) AND "e" IS NULL'
+        ' ORDER BY "b" DESC LIMIT $7'
+    )
+    assert where.params == [1, 2, 2, 3, 4, 5, 10]
+
+
+def test_an_empty_in_list_matches_nothing() -> None:
+    where = Where('"a" = {}', 1)
+    where.add_in('"d"', [])
+    assert where.sql(None, None) == '"a" = $1 AND 1 = 0'
+
+
+async def test_rows_are_the_models_the_orm_reads(db: Database, factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    for hours in (3, 2, 1):
+        await factory.entry(alice, recorded_at=now - timedelta(hours=hours), note=f"{hours} h ago", sleep_hours=7.25)
+
+    newest = Where('"patient_id" = {}', alice.patient.id)
+    newest.add('"recorded_at" < {}', now - timedelta(minutes=90))
+    rows = await select(DiaryEntry, newest, order_by='"recorded_at" DESC, "id" DESC', limit=5)
+    expected = await DiaryEntry.filter(
+        patient_id=alice.patient.id, recorded_at__lt=now - timedelta(minutes=90)
+    ).order_by("-recorded_at", "-id")
+
+    assert [r.id for r in rows] == [e.id for e in expected]
+    assert [(r.recorded_at, r.note, r.sleep_hours, r.side_effects) for r in rows] == [
+        (e.recorded_at, e.note, e.sleep_hours, e.side_effects) for e in expected
+    ]
+    assert rows[0].recorded_at.tzinfo is not None
+    patients = await select(Patient, Where('"id" = {} AND "clinic_id" = {}', alice.patient.id, clinic.id))
+    assert [(p.id, p.status, p.timezone) for p in patients] == [
+        (alice.patient.id, alice.patient.status, alice.patient.timezone)
+    ]
+    assert await select(Patient, Where('"id" = {}', uuid4())) == []

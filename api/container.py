@@ -18,6 +18,7 @@ from api.domain.diary.service import DiaryPolicy, DiaryService
 from api.domain.export.service import ExportService
 from api.domain.outcome.service import OutcomeService
 from api.domain.patient.erasure import ErasureService
+from api.domain.patient.overview import OverviewService
 from api.domain.patient.service import PatientService
 from api.domain.prompt.scheduling import SchedulingPolicy
 from api.domain.prompt.service import PromptService
@@ -123,5 +124,6 @@ def build_services(settings: Settings, broker: AlertBroker | None = None, *, now
         outcomes=OutcomeService(prompts, return_rule=settings.outcome_return_rule),
         alerts=alerts,
         exports=ExportService(),
+        overview=OverviewService(),
         erasure=ErasureService(accounts=accounts, retention=timedelta(days=settings.retention_days)),
     )

@@ -10,6 +10,7 @@ from api.domain.diary.service import DiaryService
 from api.domain.export.service import ExportService
 from api.domain.outcome.service import OutcomeService
 from api.domain.patient.erasure import ErasureService
+from api.domain.patient.overview import OverviewService
 from api.domain.patient.service import PatientService
 from api.domain.prompt.service import PromptService
 from api.domain.questionnaire.service import QuestionnaireService
@@ -28,3 +29,4 @@ class Services:
     alerts: AlertService
     exports: ExportService
     erasure: ErasureService
+    overview: OverviewService

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import strawberry
 
+from api.domain.errors import NotFound
 from api.domain.outcome.series import Bucket
 from api.domain.patient.erasure import Erasure as DomainErasure
 from api.domain.patient.models import Patient as PatientModel
 from api.domain.patient.models import PatientStatus as DomainPatientStatus
+from api.domain.patient.overview import Overview
 from schema.alert.operations import alert_page
 from schema.alert.types import Alert, AlertStatus, Severity
 from schema.context import Info
@@ -26,6 +28,30 @@ from schema.questionnaire.types import QuestionnaireResponse
 from schema.treatment.types import InfusionSession, TreatmentCourse
 
 PatientStatus = strawberry.enum(DomainPatientStatus)
+
+
+@strawberry.type(description="The facts a clinician's patient list shows.")
+class PatientOverview:
+    last_entry_at: datetime | None = strawberry.field(
+        description="When the newest entry not entered in error applies; null without one."
+    )
+    pain_mean_7_days: float | None = strawberry.field(
+        description="Mean average pain of the entries of the last 7 days (now − 7 days inclusive to now), each "
+        "entry weighing the same; null without any."
+    )
+    pain_entries_7_days: int = strawberry.field(description="How many entries that mean is over.")
+    adherence: Adherence = strawberry.field(description="Overall and all time, as the first row of adherence.")
+    open_alerts: int = strawberry.field(description="The patient's alerts not yet resolved (open or acknowledged).")
+
+    @classmethod
+    def from_domain(cls, o: Overview) -> PatientOverview:
+        return cls(
+            last_entry_at=o.last_entry_at,
+            pain_mean_7_days=o.pain_mean_7_days,
+            pain_entries_7_days=o.pain_entries_7_days,
+            adherence=Adherence.from_domain(o.adherence),
+            open_alerts=o.open_alerts,
+        )
 
 
 @strawberry.type
@@ -141,6 +167,13 @@ class Patient:
     async def last_entry(self, info: Info) -> DiaryEntry | None:
         entry = await info.context.loaders.latest_entry.load(self._model.id)
         return DiaryEntry.from_model(entry) if entry else None
+
+    @strawberry.field(description="Clinic staff: the facts a clinician's patient list shows, in one query per page.")
+    async def overview(self, info: Info) -> PatientOverview:
+        found = await info.context.loaders.overview.load(self._model.id)
+        if found is None:
+            raise NotFound("patient")
+        return PatientOverview.from_domain(found)
 
     @strawberry.field(description="Sign-in email, once the patient has registered; null once erased.")
     async def email(self, info: Info) -> str | None:

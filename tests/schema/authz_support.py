@@ -541,6 +541,7 @@ query PatientEverything($id: ID!) {
     questionnaires(first: 5) { edges { node { id } } }
     alerts(first: 5) { edges { node { id } } }
     lastEntry { id }
+    overview { lastEntryAt painMean7Days painEntries7Days adherence { rate } openAlerts }
     email
   }
 }
@@ -570,6 +571,14 @@ TABLE: tuple[Row, ...] = (
         audit=Audit("patient.list", LISTED),
         note="a list and a read of each listed patient's diary: still one event",
     ),
+    Row(
+        "patients.overview",
+        "query PatientsOverviews { patients(first: 100) { edges { node { id lastEntry { id } "
+        "overview { lastEntryAt painMean7Days adherence { rate } openAlerts } } } } }",
+        STAFF,
+        audit=Audit("patient.list", LISTED),
+        note="a list and each listed patient's overview (issue 6): still one event",
+    ),
     Row("patient", "query Patient($id: ID!) { patient(id: $id) { id displayName } }", RECORD, _alice, PATIENT_READ),
     _patient_field("diary", "diary(first: 5) { edges { node { id painNow } } }"),
     _patient_field("sessions", "sessions { id startsAt }"),
@@ -581,6 +590,7 @@ TABLE: tuple[Row, ...] = (
     _patient_field("questionnaires", "questionnaires(first: 5) { edges { node { id } } }"),
     _patient_field("alerts", "alerts(first: 5) { edges { node { id } } }", STAFF_RECORD),
     _patient_field("lastEntry", "lastEntry { id painNow }"),
+    _patient_field("overview", "overview { lastEntryAt painMean7Days openAlerts }", STAFF_RECORD),
     _patient_field("email", "email"),
     # Every field of a patient at once: still one event (test_audit_completeness checks it names every field).
     Row("patient.everything", PATIENT_EVERYTHING, STAFF_RECORD, _alice, PATIENT_READ),

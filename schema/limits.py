@@ -10,6 +10,7 @@ bounded there too (BAD_USER_INPUT).
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -217,9 +218,25 @@ def long_list(
     for name in declared:
         if name in variables and (found := _long_list(variables[name], name)):
             return found
+    longest = _longest_literal(document)
+    return (None, longest) if longest > MAX_LIST_ITEMS else None
+
+
+# Per parsed document, by identity: the parser cache hands the same tree to every request that sends the same
+# text, and the walk would otherwise repeat for each (bench/README.md). An entry leaves with its document. Not a
+# WeakKeyDictionary: a document's hash walks the whole tree.
+_LONGEST_LITERALS: dict[int, tuple[weakref.ref[DocumentNode], int]] = {}
+
+
+def _longest_literal(document: DocumentNode) -> int:
+    known = _LONGEST_LITERALS.get(id(document))
+    if known is not None and known[0]() is document:
+        return known[1]
     literals = _LongestLiteral()
     visit(document, literals)
-    return (None, literals.longest) if literals.longest > MAX_LIST_ITEMS else None
+    key = id(document)
+    _LONGEST_LITERALS[key] = (weakref.ref(document, lambda _: _LONGEST_LITERALS.pop(key, None)), literals.longest)
+    return literals.longest
 
 
 def _long_list(value: object, name: str) -> tuple[str, int] | None:

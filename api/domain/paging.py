@@ -42,8 +42,10 @@ def page_size(first: int | None) -> int:
 
 
 def encode_cursor(key: datetime | str, row_id: UUID) -> str:
-    raw = key.isoformat() if isinstance(key, datetime) else key
-    return base64.urlsafe_b64encode(json.dumps([raw, str(row_id)]).encode()).decode()
+    # For an instant, what json.dumps writes (an ISO instant and a UUID need no escaping) without its cost: a
+    # hundred cursors a page.
+    text = f'["{key.isoformat()}", "{row_id}"]' if isinstance(key, datetime) else json.dumps([key, str(row_id)])
+    return base64.urlsafe_b64encode(text.encode()).decode()
 
 
 def decode_cursor(cursor: str, parse_key: Callable[[str], datetime | str]) -> tuple[datetime | str, UUID]:

@@ -4,11 +4,14 @@ runs."""
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
+from unittest.mock import patch
 from uuid import uuid4
 
+import graphql
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -20,10 +23,12 @@ from graphql import (
     get_introspection_query,
     get_named_type,
     get_nullable_type,
+    get_operation_ast,
     is_composite_type,
     is_list_type,
     is_object_type,
     parse,
+    print_ast,
 )
 from strawberry import Schema
 from strawberry.extensions import ValidationCache
@@ -35,7 +40,7 @@ from api.domain.paging import DEFAULT_PAGE, MAX_PAGE
 from api.domain.prompt.models import Prompt, PromptStatus
 from api.domain.services import Services
 from api.settings import Settings
-from schema import CACHED_DOCUMENTS, SafeParserCache, build_schema
+from schema import CACHED_DOCUMENTS, SafeParserCache, build_schema, limits
 from schema.context import Context
 from schema.limits import CEILING, LIST_WEIGHTS, MAX_LIST_ITEMS, Limits, Size, long_list, measure, oversized
 from tests.api.support import client_for, codes, post_graphql
@@ -685,6 +690,32 @@ def test_long_lists_are_found_inside_inputs_and_written_in_the_document() -> Non
     assert long(written, {}) == (None, MAX_LIST_ITEMS + 1)
     in_a_fragment = "{ ...F } fragment F on Query { alerts(status: " + statuses + ") { pageInfo { hasNextPage } } }"
     assert long(in_a_fragment, {}) == (None, MAX_LIST_ITEMS + 1)
+
+
+def test_a_documents_longest_literal_is_found_once_and_forgotten_with_the_document() -> None:
+    statuses = "[" + "OPEN " * (MAX_LIST_ITEMS + 1) + "]"
+    parsed = parse("{ alerts(status: " + statuses + ") { pageInfo { hasNextPage } } }")
+    operation = get_operation_ast(parsed)
+    assert operation is not None
+    walks: list[int] = []
+    real_visit = graphql.visit
+
+    def counted(document: Any, visitor: Any) -> Any:
+        walks.append(id(document))
+        return real_visit(document, visitor)
+
+    with patch("schema.limits.visit", counted):
+        for _ in range(3):
+            assert long_list(parsed, operation, {}) == (None, MAX_LIST_ITEMS + 1)
+        # Another tree of the same text is another document (the parser cache's entry was replaced, say).
+        again = parse(print_ast(parsed))
+        assert long_list(again, get_operation_ast(again) or operation, {}) == (None, MAX_LIST_ITEMS + 1)
+    assert walks == [id(parsed), id(again)]
+
+    known = len(limits._LONGEST_LITERALS)
+    del parsed, again, operation
+    gc.collect()
+    assert len(limits._LONGEST_LITERALS) == known - 2
 
 
 # --- caches -----------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from uuid import uuid4
 import jwt
 import pytest
 
+from api.domain.account import tokens as tokens_module
 from api.domain.account.tokens import ALGORITHM, ISSUER, AccessTokens
 from api.domain.actor import RequestMeta, Role
 from api.domain.errors import Unauthenticated
@@ -170,3 +171,38 @@ def test_well_signed_but_malformed_claims_are_refused(change: dict[str, object])
 def test_garbage_is_refused_as_unauthenticated(garbage: str) -> None:
     with pytest.raises(Unauthenticated):
         TOKENS.verify(garbage, now=FUTURE)
+
+
+def test_a_token_is_checked_once_and_its_times_judged_on_every_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = AccessTokens(secret_key=SECRET, ttl=timedelta(minutes=15))
+    token = _issue(tokens)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counted(value: str, *args: object, **kwargs: object) -> object:
+        decoded.append(value)
+        return real_decode(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    first = tokens.verify(token, now=FUTURE)
+    again = tokens.verify(token, now=FUTURE + timedelta(minutes=5))
+    assert (again.account_id, again.role, again.clinic_id) == (first.account_id, first.role, first.clinic_id)
+    assert decoded == [token]
+    # Remembered, yet expired all the same once the clock passes its expiry.
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(token, now=FUTURE + timedelta(minutes=15))
+    # A refused token is never remembered: each attempt is checked, and refused, again.
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            tokens.verify(forged, now=FUTURE)
+    assert decoded == [token, forged, forged]
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "CHECKED_TOKENS", 3)
+    tokens = AccessTokens(secret_key=SECRET, ttl=timedelta(minutes=15))
+    issued = [_issue(tokens) for _ in range(5)]
+    for token in issued:
+        tokens.verify(token, now=FUTURE)
+    assert list(tokens._checked) == issued[2:]

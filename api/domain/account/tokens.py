@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import jwt
@@ -28,6 +30,8 @@ ISSUER = "interlude"
 CLOCK_LEEWAY = timedelta(seconds=60)
 # The scope of a session that may do nothing but enrol a second factor (its clinic requires one).
 ENROLMENT_SCOPE = "otp-enrolment"
+# Verified tokens remembered per process (`AccessTokens._checked`): about a kilobyte each.
+CHECKED_TOKENS = 4096
 
 
 def sha256_hex(value: str) -> str:
@@ -54,6 +58,13 @@ class EnrolmentRequired(Forbidden):
         self.actor = actor
 
 
+class Checked(NamedTuple):
+    key: str
+    claims: dict[str, Any]
+    issued_at: int
+    expires_at: int
+
+
 @dataclass(frozen=True)
 class AccessTokens:
     secret_key: str
@@ -62,6 +73,10 @@ class AccessTokens:
     previous_keys: Sequence[str] = field(default=())
     # The latest issue time accepted from a previous key: this process's start. Required with previous keys.
     started_at: datetime | None = None
+    # Tokens whose signature and claims were checked, with the key that signed them: a client sends the same token
+    # with every request for its lifetime, and the check is a fixed function of the token and this object's keys.
+    # Everything that depends on `now` is judged again on every use. Bounded; the oldest checked leaves first.
+    _checked: OrderedDict[str, Checked] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.previous_keys and self.started_at is None:
@@ -76,6 +91,36 @@ class AccessTokens:
             if kid == key_id(secret):
                 return secret
         raise Unauthenticated("unknown signing key")
+
+    def _checked_claims(self, token: str) -> Checked:
+        """The signing key and the claims of a token we issued (signature, issuer, required claims checked)."""
+        known = self._checked.get(token)
+        if known is not None:
+            self._checked.move_to_end(token)
+            return known
+        try:
+            # The kid only chooses among our own keys; the signature is then checked with the key it names.
+            key = self._key_for(jwt.get_unverified_header(token).get("kid"))
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                # PyJWT would judge exp, iat and nbf by the wall clock; all time checks use the injected `now`.
+                options={
+                    "require": ["exp", "iat", "sub", "role", "cid"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+            checked = Checked(key, claims, int(claims["iat"]), int(claims["exp"]))
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
+            raise Unauthenticated("invalid access token") from exc
+        self._checked[token] = checked
+        if len(self._checked) > CHECKED_TOKENS:
+            self._checked.popitem(last=False)
+        return checked
 
     def _retired_key_allows(self, issued_at: int, expires_at: int) -> bool:
         """A previous key's token: issued before this process started, for at most one lifetime."""
@@ -120,25 +165,7 @@ class AccessTokens:
         return actor
 
     def _verify(self, token: str, *, now: datetime, meta: RequestMeta | None) -> tuple[Actor, object]:
-        try:
-            # The kid only chooses among our own keys; the signature is then checked with the key it names.
-            key = self._key_for(jwt.get_unverified_header(token).get("kid"))
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                # PyJWT would judge exp, iat and nbf by the wall clock; all time checks use the injected `now`.
-                options={
-                    "require": ["exp", "iat", "sub", "role", "cid"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                },
-            )
-            issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
-        except (jwt.PyJWTError, TypeError, ValueError) as exc:
-            raise Unauthenticated("invalid access token") from exc
+        key, claims, issued_at, expires_at = self._checked_claims(token)
         if claims.get("typ") != "access" or issued_at > (now + CLOCK_LEEWAY).timestamp():
             raise Unauthenticated("invalid access token")
         if key != self.secret_key and not self._retired_key_allows(issued_at, expires_at):

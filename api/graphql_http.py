@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from api.domain.errors import ErrorCode
@@ -106,11 +107,20 @@ def graphql_response(
 ) -> Response:
     # Responses hold patient data and depend on Accept: no cache may keep them, or serve one for the other.
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        _encode(body),
         status_code=status,
         headers={**(headers or {}), "cache-control": "no-store", "vary": "Accept"},
         media_type=f"{media}; charset=utf-8",
     )
+
+
+def _encode(body: Mapping[str, object]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is one
+        # orjson refuses what the standard library escapes: a lone surrogate an error message quotes from the
+        # document, an integer beyond 64 bits in a JSON scalar.
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def refusal_response(media: str, refusal: Refusal) -> Response:

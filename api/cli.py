@@ -167,7 +167,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # websocket implementation, not serving subscriptions at all).
         "loop": "uvloop",
         "http": "httptools",
-        "ws": "websockets",
+        "ws": "websockets-sansio",
         "log_config": None,
         "access_log": False,  # RequestIdMiddleware writes one line per request, without the query string
         # A websocket message holds at most what a request body may: uvicorn's own default is 16 MiB.

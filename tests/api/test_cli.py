@@ -18,10 +18,12 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 import pytest
+from uvicorn.config import Config
 
+from api.cli import server_options
 from api.domain.account.sealing import Sealer
 from tests.api.support import codes, post_graphql
-from tests.conftest import POSTGRES, repo_root
+from tests.conftest import POSTGRES, make_settings, repo_root
 
 INTERLUDE = Path(sys.executable).parent / "interlude"
 LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }"
@@ -446,3 +448,16 @@ def test_an_unusable_database_is_a_one_line_refusal(tmp_path: Path, url: str, re
         assert refused.err.startswith(f"interlude: {refusal}")
         assert reason in refused.err
         assert "Traceback" not in refused.err
+
+
+def test_serve_names_implementations_that_are_installed_and_serve_websockets() -> None:
+    """`interlude serve` names its loop, HTTP and websocket implementations instead of uvicorn's "auto", which
+    quietly falls back (to asyncio, to h11, and for websockets to none at all: subscriptions refused)."""
+    settings = make_settings()
+    config = Config(lambda *_: None, **server_options(settings))
+    config.load()  # imports each named implementation: a missing package fails here
+
+    assert (config.loop, config.http, config.ws) == ("uvloop", "httptools", "websockets-sansio")
+    assert config.ws_protocol_class is not None
+    assert config.ws_max_size == settings.max_body_bytes
+    assert config.access_log is False

@@ -27,7 +27,7 @@ from graphql import (
     GraphQLSchema,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -174,10 +174,52 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         # With schema middleware every field must pass through it: no shortcut at all.
         self._shortcut = manager is None or getattr(manager, "_middleware_resolvers", None) is None
+        # Per selection (graphql-core keeps each alive for the request, so its id is not reused): the plain leaves
+        # it consists of, or None when it selects anything else.
+        self._leaf_selections: dict[int, tuple[GroupedFieldSet, tuple[tuple[str, PlainLeaf], ...] | None]] = {}
 
     @classmethod
     def for_schema(cls, schema: GraphQLSchema) -> type[PlainLeafExecutionContext]:
         return type(cls.__name__, (cls,), {"plain": plain_fields(schema)})
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """An object of which only plain leaves are selected (a diary entry's values) in one loop; any value
+        graphql-core must judge sends the whole object back through graphql-core."""
+        leaves = self._leaves_of(parent_type, grouped_field_set) if self._shortcut else None
+        if leaves is not None:
+            results: dict[str, Any] = {}
+            for response_name, leaf in leaves:
+                value = leaf.answer(source_value)
+                if value is _MISSING:
+                    break
+                results[response_name] = value
+            else:
+                return results
+        return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+
+    def _leaves_of(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> tuple[tuple[str, PlainLeaf], ...] | None:
+        known = self._leaf_selections.get(id(grouped_field_set))
+        if known is not None and known[0] is grouped_field_set:
+            return known[1]
+        leaves: list[tuple[str, PlainLeaf]] = []
+        for response_name, details in grouped_field_set.items():
+            plain = self.plain.get((parent_type.name, details[0].node.name.value))
+            if type(plain) is not PlainLeaf:
+                leaves = []
+                break
+            leaves.append((response_name, plain))
+        found = tuple(leaves) or None
+        self._leaf_selections[id(grouped_field_set)] = (grouped_field_set, found)
+        return found
 
     def execute_field(
         self,

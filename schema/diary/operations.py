@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from api.domain.patient.access import require_patient
+from api.domain.patient.models import Patient as PatientModel
 from schema.context import Info
 from schema.diary.types import DiaryEntry, DiaryEntryInput, DiaryEntryPatch, SyncResult
 from schema.ids import parse_id
@@ -24,7 +25,9 @@ async def diary_page(
     start: datetime | None,
     end: datetime | None,
     include_deleted: bool,
+    known: PatientModel | None = None,
 ) -> Connection[DiaryEntry]:
+    """`known`: the patient the parent field already reached in this request (`Patient.diary`)."""
     ctx = info.context
     page = await ctx.services.diary.entries(
         ctx.require_actor(),
@@ -35,6 +38,7 @@ async def diary_page(
         end=end,
         include_deleted=include_deleted,
         now=ctx.now,
+        known=known,
     )
     return Connection[DiaryEntry].from_page(page, DiaryEntry.from_model)
 

@@ -8,6 +8,7 @@ from uuid import UUID
 import strawberry
 
 from api.domain.outcome.series import Bucket, Metric
+from api.domain.patient.models import Patient as PatientModel
 from schema.context import Info
 from schema.outcome.types import CourseOutcome, Series, Trends
 
@@ -21,11 +22,12 @@ async def course_outcomes(info: Info, patient_id: UUID, return_rule: str | None)
 
 
 async def patient_series(
-    info: Info, patient_id: UUID, metric: Metric, start: date, end: date, bucket: Bucket
+    info: Info, patient: PatientModel, metric: Metric, start: date, end: date, bucket: Bucket
 ) -> Series:
+    """Under `patient(id)`, which has already reached the patient in this request."""
     ctx = info.context
     found = await ctx.services.outcomes.series(
-        ctx.require_actor(), patient_id, metric, start=start, end=end, bucket=bucket, now=ctx.now
+        ctx.require_actor(), patient.id, metric, start=start, end=end, bucket=bucket, now=ctx.now, known=patient
     )
     return Series.from_domain(found)
 

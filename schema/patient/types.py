@@ -94,7 +94,7 @@ class Patient:
         to: datetime | None = None,
         include_deleted: bool = False,
     ) -> Connection[DiaryEntry]:
-        return await diary_page(info, self.id, first, after, from_, to, include_deleted)
+        return await diary_page(info, self.id, first, after, from_, to, include_deleted, known=self._model)
 
     @strawberry.field(description="Infusion sessions, oldest first.")
     async def sessions(self, info: Info) -> list[InfusionSession]:
@@ -141,7 +141,7 @@ class Patient:
         to: date,
         bucket: SeriesBucket = Bucket.DAY,  # type: ignore[valid-type]
     ) -> Series:
-        return await patient_series(info, self._model.id, metric, from_, to, bucket)
+        return await patient_series(info, self._model, metric, from_, to, bucket)
 
     @strawberry.field(description="Questionnaire responses newest first, optionally of one instrument.")
     async def questionnaires(

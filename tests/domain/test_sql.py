@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import uuid4
 
+import pytest
+
 from api.domain.diary.models import DiaryEntry
-from api.domain.patient.models import Patient
+from api.domain.errors import NotFound
+from api.domain.patient.access import reachable_patient
+from api.domain.patient.models import Patient, PatientStatus
 from api.domain.sql import Where, select
-from tests.conftest import Database
+from tests.conftest import Database, count_queries
 from tests.factories import Factory
+from tests.graphql import GraphQLClient
 
 
 def test_values_become_numbered_placeholders_in_order() -> None:
@@ -54,3 +59,43 @@ async def test_rows_are_the_models_the_orm_reads(db: Database, factory: Factory,
         (alice.patient.id, alice.patient.status, alice.patient.timezone)
     ]
     assert await select(Patient, Where('"id" = {}', uuid4())) == []
+
+
+async def test_a_patient_the_request_already_read_is_judged_again_not_read_again(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    staff = await factory.staff(clinic)
+    stranger = await factory.staff(await factory.clinic())
+
+    with count_queries() as counter:
+        assert await reachable_patient(staff.actor, alice.patient.id, known=alice.patient) is alice.patient
+    assert counter.statements == []
+    # Another clinic's staff holding the row learn nothing from it: read, not found.
+    with pytest.raises(NotFound):
+        await reachable_patient(stranger.actor, alice.patient.id, known=alice.patient)
+    # An erased patient without a hold is gone, whoever passes the row in.
+    gone = await Patient.get(id=alice.patient.id)
+    gone.status, gone.erased_at = PatientStatus.ERASED, now
+    with pytest.raises(NotFound):
+        await reachable_patient(staff.actor, alice.patient.id, known=gone)
+    with pytest.raises(NotFound):
+        await reachable_patient(alice.actor, alice.patient.id, known=gone)
+
+
+async def test_a_patients_diary_under_patient_reads_the_patient_once(
+    db: Database, factory: Factory, gql: GraphQLClient, now: datetime
+) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    staff = await factory.staff(clinic)
+    await factory.entry(alice, recorded_at=now - timedelta(hours=1))
+    document = "query($id: ID!) { patient(id: $id) { id diary(first: 100) { edges { node { id } } } } }"
+
+    with count_queries() as counter:
+        result = await gql(document, {"id": str(alice.patient.id)}, actor=staff.actor)
+
+    assert len(result.ok()["patient"]["diary"]["edges"]) == 1
+    # The patient, the audit event and its subject, the page.
+    assert counter.statements == ["SELECT", "INSERT", "INSERT", "SELECT"]

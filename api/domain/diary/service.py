@@ -192,10 +192,12 @@ class DiaryService:
         end: datetime | None,
         include_deleted: bool,
         now: datetime,
+        known: Patient | None = None,
     ) -> Page[DiaryEntry]:
+        """`known`: the patient as this request already read it (see `reachable_patient`)."""
         size = page_size(first)
         cursor = decode_cursor(after, parse_instant) if after is not None else None
-        patient = await reachable_patient(actor, patient_id)
+        patient = await reachable_patient(actor, patient_id, known=known)
         # Written out (api/domain/sql.py): every diary screen runs it. Bounds go to the database in UTC: SQLite
         # compares instants as text, so "-05:00" would sort wrongly.
         page = Where('"patient_id" = {}', patient.id)

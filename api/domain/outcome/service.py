@@ -108,8 +108,9 @@ class OutcomeService:
         end: date,
         bucket: Bucket,
         now: datetime,
+        known: Patient | None = None,
     ) -> Series:
-        """Local days in [start, end): one request charts a year."""
+        """Local days in [start, end): one request charts a year. `known`: see `reachable_patient`."""
         for name, day in (("from", start), ("to", end)):
             # Diary dates live in this range; beyond it the margins below would overflow the calendar.
             if not EARLIEST <= day <= LATEST:
@@ -118,7 +119,7 @@ class OutcomeService:
             raise BadInput("to", "must be after from")
         if (end - start).days > MAX_SPAN_DAYS:
             raise BadInput("to", f"must be at most {MAX_SPAN_DAYS} days after from")
-        patient = await reachable_patient(actor, patient_id)
+        patient = await reachable_patient(actor, patient_id, known=known)
         await audit.record(actor, "outcome.read", [patient.id], now=now)
         lookback = timedelta(days=LOOKBACK.get(metric, 0))
         daily = await _load_days(patient.id, start - lookback, end - timedelta(days=1), [MEASURE[metric]])

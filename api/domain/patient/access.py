@@ -17,8 +17,11 @@ from api.domain.sql import Where, select
 WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
 
 
-async def reachable_patient(actor: Actor, patient_id: UUID) -> Patient:
+async def reachable_patient(actor: Actor, patient_id: UUID, *, known: Patient | None = None) -> Patient:
     """The patient if the actor may see them; otherwise NOT_FOUND, exactly as for a missing id.
+
+    `known`: the patient as this request has already read it (`Patient.diary` under `patient(id)`): judged again
+    here, not read again.
 
     An erased patient is gone for everyone, with one exception: while a legal-retention hold keeps their clinical
     record (`retained_until` set, not yet purged), or a write that escaped the erasure left an unresolved critical
@@ -27,9 +30,12 @@ async def reachable_patient(actor: Actor, patient_id: UUID) -> Patient:
     """
     if actor.is_patient and actor.patient_id != patient_id:
         raise NotFound("patient")
-    # Written out (api/domain/sql.py): nearly every request of patient data starts here.
-    found = await select(Patient, Where('"id" = {} AND "clinic_id" = {}', patient_id, actor.clinic_id))
-    patient = found[0] if found else None
+    if known is not None and known.id == patient_id and known.clinic_id == actor.clinic_id:
+        patient: Patient | None = known
+    else:
+        # Written out (api/domain/sql.py): nearly every request of patient data starts here.
+        found = await select(Patient, Where('"id" = {} AND "clinic_id" = {}', patient_id, actor.clinic_id))
+        patient = found[0] if found else None
     if patient is None or not await _reaches(actor, patient):
         raise NotFound("patient")
     return patient

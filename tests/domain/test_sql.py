@@ -7,11 +7,12 @@ from uuid import uuid4
 
 import pytest
 
+from api.domain.audit.models import AuditEvent
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import NotFound
 from api.domain.patient.access import reachable_patient
 from api.domain.patient.models import Patient, PatientStatus
-from api.domain.sql import Where, select
+from api.domain.sql import Where, insert, select
 from tests.conftest import Database, count_queries
 from tests.factories import Factory
 from tests.graphql import GraphQLClient
@@ -99,3 +100,33 @@ async def test_a_patients_diary_under_patient_reads_the_patient_once(
     assert len(result.ok()["patient"]["diary"]["edges"]) == 1
     # The patient, the audit event and its subject, the page.
     assert counter.statements == ["SELECT", "INSERT", "INSERT", "SELECT"]
+
+
+async def test_inserted_rows_read_back_as_the_orm_wrote_them(db: Database, factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    rows = [
+        {
+            "id": uuid4(),
+            "clinic_id": clinic.id,
+            "actor_id": None,
+            "actor_role": "CLINICIAN",
+            "action": f"test.{n}",
+            "patient_id": uuid4() if n else None,
+            "object_id": None,
+            "operation": "patient",
+            "request_id": None,
+            "ip": "203.0.113.7",
+            "created_at": now - timedelta(microseconds=n),
+        }
+        for n in range(3)
+    ]
+    with count_queries() as counter:
+        await insert(AuditEvent, rows)
+    assert counter.statements == ["INSERT"]
+
+    stored = {e.id: e for e in await AuditEvent.filter(clinic_id=clinic.id)}
+    for row in rows:
+        event = stored[row["id"]]  # type: ignore[index]
+        assert {name: getattr(event, name) for name in row} == row
+    # Instants compare as the ORM's own writes do (SQLite compares them as text).
+    assert await AuditEvent.filter(clinic_id=clinic.id, created_at__lt=now).count() == 2

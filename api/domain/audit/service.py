@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from api.domain import sql
 from api.domain.actor import Actor, Role
 from api.domain.audit.models import AuditEvent, AuditSubject
+from api.domain.clock import require_aware
 from api.domain.errors import Forbidden
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 
@@ -80,23 +82,24 @@ async def _insert(
     object_id: UUID | None,
     using_db: BaseDBAsyncClient | None,
 ) -> None:
-    event = await AuditEvent.create(
-        clinic_id=actor.clinic_id,
-        actor_id=actor.account_id,
-        actor_role=actor.role.value,
-        action=action,
-        patient_id=patients[0] if len(patients) == 1 else None,
-        object_id=object_id,
-        operation=actor.meta.operation,
-        request_id=actor.meta.request_id or None,
-        ip=actor.meta.ip,
-        created_at=now,
-        using_db=using_db,
-    )
-    if patients:
-        await AuditSubject.bulk_create(
-            [AuditSubject(event_id=event.id, patient_id=p) for p in patients], using_db=using_db
-        )
+    # Written out (api/domain/sql.py): every staff read of patient data writes these two.
+    event_id = uuid4()
+    event = {
+        "id": event_id,
+        "clinic_id": actor.clinic_id,
+        "actor_id": actor.account_id,
+        "actor_role": actor.role.value,
+        "action": action,
+        "patient_id": patients[0] if len(patients) == 1 else None,
+        "object_id": object_id,
+        "operation": actor.meta.operation,
+        "request_id": actor.meta.request_id or None,
+        "ip": actor.meta.ip,
+        "created_at": require_aware(now, "now"),
+    }
+    await sql.insert(AuditEvent, [event], using_db=using_db)
+    subjects = [{"id": uuid4(), "event_id": event_id, "patient_id": p} for p in patients]
+    await sql.insert(AuditSubject, subjects, using_db=using_db)
 
 
 async def list_events(

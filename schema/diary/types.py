@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from uuid import UUID
 
 import strawberry
@@ -50,7 +51,7 @@ class DiaryEntry:
 
     @classmethod
     def from_model(cls, e: DiaryEntryModel) -> DiaryEntry:
-        zone = timezone(timedelta(minutes=e.utc_offset_minutes))
+        zone = _offset(e.utc_offset_minutes)
         return cls(
             id=to_id(e.id),
             client_id=e.client_id,
@@ -73,6 +74,12 @@ class DiaryEntry:
             note=e.note,
             prompt_id=to_id(e.prompt_id) if e.prompt_id else None,
         )
+
+
+@cache
+def _offset(minutes: int) -> timezone:
+    """The fixed offset an entry was sent with; a few dozen exist, and a page of the diary needs one per entry."""
+    return timezone(timedelta(minutes=minutes))
 
 
 @strawberry.input

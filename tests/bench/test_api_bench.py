@@ -27,7 +27,7 @@ def _run(tmp_path: Path) -> tuple[subprocess.CompletedProcess[bytes], dict[str, 
     command = [sys.executable, "-m", "bench.api", *TINY, "--soak", str(SOAK), "--json", str(figures)]
     env = {**os.environ, "INTERLUDE_BENCH_POSTGRES": POSTGRES}
     # Fixed arguments, no shell; the benchmark's own process tree, with its servers, ends before this returns.
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)  # noqa: S603
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=240, check=False)  # noqa: S603
     return done, json.loads(figures.read_text()) if figures.exists() else {}
 
 

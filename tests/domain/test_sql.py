@@ -12,7 +12,7 @@ from api.domain.diary.models import DiaryEntry
 from api.domain.errors import NotFound
 from api.domain.patient.access import reachable_patient
 from api.domain.patient.models import Patient, PatientStatus
-from api.domain.sql import Where, insert, select
+from api.domain.sql import Where, insert, select, select_values
 from tests.conftest import Database, count_queries
 from tests.factories import Factory
 from tests.graphql import GraphQLClient
@@ -130,3 +130,25 @@ async def test_inserted_rows_read_back_as_the_orm_wrote_them(db: Database, facto
         assert {name: getattr(event, name) for name in row} == row
     # Instants compare as the ORM's own writes do (SQLite compares them as text).
     assert await AuditEvent.filter(clinic_id=clinic.id, created_at__lt=now).count() == 2
+
+
+async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    await factory.entry(alice, recorded_at=now - timedelta(hours=2), pain_locations=["HEAD", "NECK"], sleep_hours=6.25)
+    await factory.entry(
+        alice,
+        recorded_at=now - timedelta(hours=1),
+        side_effects=[{"code": "NAUSEA", "severity": 2}],
+        mood=None,
+        rescue_medication=True,
+    )
+    where = Where('"patient_id" = {}', alice.patient.id)
+
+    values = await select_values(DiaryEntry, where, order_by='"recorded_at" DESC, "id" DESC')
+    models = await select(DiaryEntry, where, order_by='"recorded_at" DESC, "id" DESC')
+
+    names = list(DiaryEntry._meta.fields_db_projection)
+    assert [tuple(v) for v in values] == [tuple(getattr(m, n) for n in names) for m in models]
+    assert values[0].side_effects == [{"code": "NAUSEA", "severity": 2}]
+    assert values[1].pain_locations == ["HEAD", "NECK"]

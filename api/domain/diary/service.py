@@ -30,7 +30,7 @@ from api.domain.paging import Page, decode_cursor, make_page, page_size, parse_i
 from api.domain.patient.access import lock_patient, reachable_patient, require_patient, require_writable
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
-from api.domain.sql import Where, select
+from api.domain.sql import Where, select, select_values
 
 MAX_SYNC = 200
 
@@ -193,8 +193,9 @@ class DiaryService:
         include_deleted: bool,
         now: datetime,
         known: Patient | None = None,
-    ) -> Page[DiaryEntry]:
-        """`known`: the patient as this request already read it (see `reachable_patient`)."""
+    ) -> Page[Any]:
+        """Entries as `DiaryEntry`'s values, not instances (`select_values`). `known`: the patient as this request
+        already read it (see `reachable_patient`)."""
         size = page_size(first)
         cursor = decode_cursor(after, parse_instant) if after is not None else None
         patient = await reachable_patient(actor, patient_id, known=known)
@@ -210,7 +211,8 @@ class DiaryService:
         if cursor is not None:
             key, row_id = cursor
             page.add('("recorded_at" < {} OR ("recorded_at" = {} AND "id" < {}))', key, key, row_id)
-        rows = await select(DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1)
+        # Values, not model instances: a page is only shown (`select_values`).
+        rows = await select_values(DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1)
         await audit.record(actor, "diary.read", [patient.id], now=now)
         return make_page(rows, size, lambda e: (e.recorded_at, e.id))
 

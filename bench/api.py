@@ -599,6 +599,8 @@ def _print_cases(figures: Mapping[str, Any]) -> None:
 
 def _print_statements(figures: Mapping[str, Any]) -> None:
     print("\nSQL statements per request (BEGIN/COMMIT not counted; Interlude counted in-process, 3 requests each):")
+    if figures["environment"].get("interlude_code") != figures["environment"]["code"]:
+        print("  (Interlude's counted with this checkout's code, not the one --interlude-tree served)")
     for label, row in figures["interlude_statements"].items():
         verbs = ", ".join(f"{k} {v}" for k, v in sorted(row["verbs"].items()))
         error = f"  ERROR {row['error']}" if row["error"] else ""

@@ -22,7 +22,9 @@ LAYERS: Sequence[tuple[str, Sequence[str]]] = (
     ("token check (PyJWT)", ("jwt/",)),
     ("logging", ("logging/", "api/logging.py")),
     ("Strawberry (schema, extensions, view)", ("strawberry/",)),
-    ("Interlude (domain, schema, limits, HTTP)", ("/api/", "/schema/")),
+    # py-spy names files relative to their sys.path entry: "api/domain/…", "schema/limits.py". Strawberry's own
+    # "strawberry/schema/…" is claimed by the layer above, which is tried first.
+    ("Interlude (domain, schema, limits, HTTP)", ("api/", "schema/")),
     ("HTTP (Starlette, uvicorn, httptools)", ("starlette/", "uvicorn/", "httptools")),
     ("event loop (uvloop, asyncio)", ("uvloop", "asyncio/")),
 )

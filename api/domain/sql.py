@@ -79,12 +79,9 @@ async def select(
     `lock` ("NO KEY UPDATE", say) is PostgreSQL's: SQLite has no row locks and runs one write transaction at a
     time, as Tortoise's `select_for_update` is ignored there."""
     db = using_db or model._meta.db
-    condition = where.sql(order_by, limit)
-    sql = f'SELECT {columns(model)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
-    if lock is not None and db.capabilities.dialect == "postgres":
-        sql += f" FOR {lock}"
-    _, rows = await db.execute_query(*_for(db, sql, where.params))
-    return [model._init_from_db(**row) for row in rows]
+    return [
+        model._init_from_db(**row) for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=lock)
+    ]
 
 
 async def select_values(
@@ -107,18 +104,32 @@ async def select_values(
             kind(*(getattr(m, n) for n in names))
             for m in await select(model, where, order_by=order_by, limit=limit, using_db=db)
         ]
-    condition = where.sql(order_by, limit)
-    sql = f'SELECT {columns(model)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
-    _, rows = await db.execute_query(*_for(db, sql, where.params))
     kind, json_columns = values_type(model), _json_columns(model)
     out = []
-    for row in rows:
+    for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=None):
         values = list(row.values())
         for i in json_columns:
             if isinstance(values[i], str):
                 values[i] = json.loads(values[i])
         out.append(kind(*values))
     return out
+
+
+async def _rows(
+    db: BaseDBAsyncClient,
+    model: type[Model],
+    where: Where,
+    *,
+    order_by: str | None,
+    limit: int | None,
+    lock: str | None,
+) -> list[Any]:
+    condition = where.sql(order_by, limit)
+    sql = f'SELECT {columns(model)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
+    if lock is not None and db.capabilities.dialect == "postgres":
+        sql += f" FOR {lock}"
+    _, rows = await db.execute_query(*_for(db, sql, where.params))
+    return list(rows)
 
 
 @cache

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from inspect import isawaitable
+from typing import Any, cast
 
 from graphql import (
     GraphQLField,
@@ -49,7 +50,7 @@ class PlainLeaf:
 
     def answer(self, source: Any) -> Any:
         """The completed value, or `_MISSING` to let graphql-core answer (and report any error) itself."""
-        value = getattr(source, self.attribute, _MISSING)
+        value = _read(source, self.attribute)
         if value is None:
             return None if self.nullable else _MISSING
         if value is _MISSING or isinstance(value, Exception):
@@ -93,13 +94,28 @@ class PlainObject:
     item_nullable: bool = False
 
     def accepts(self, value: Any) -> bool:
-        """Whether the value completes without an error of this field's own (those graphql-core reports)."""
+        """Whether the value completes without an error of this field's own (those graphql-core reports): an
+        object, or a list of objects (nulls where items may be null), none an exception or an awaitable."""
         if not self.is_list:
-            return True
-        return isinstance(value, list | tuple) and (self.item_nullable or all(v is not None for v in value))
+            return _is_object(value)
+        if not isinstance(value, list | tuple):
+            return False
+        return all((v is None and self.item_nullable) or (v is not None and _is_object(v)) for v in value)
 
 
 Plain = PlainLeaf | PlainObject
+
+
+def _read(source: Any, attribute: str) -> Any:
+    """The attribute, or `_MISSING` when reading it fails in any way (graphql-core then reads and reports it)."""
+    try:
+        return getattr(source, attribute, _MISSING)
+    except Exception:  # a property or __getattr__ that raises: graphql-core reports it at the field's own path
+        return _MISSING
+
+
+def _is_object(value: Any) -> bool:
+    return not isinstance(value, Exception) and not isawaitable(value)
 
 
 def plain_fields(schema: GraphQLSchema) -> dict[tuple[str, str], Plain]:
@@ -119,10 +135,11 @@ def plain_fields(schema: GraphQLSchema) -> dict[tuple[str, str], Plain]:
 def _plain_attribute(field: GraphQLField) -> str | None:
     """The attribute a field only reads, if that is all it does."""
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    # Strawberry marks the resolver it builds for a field that only reads its attribute (`is_basic_field`).
+    # Strawberry marks the resolver it builds for a field that only reads its attribute, but also one wrapped by
+    # field extensions (permission classes are one): those must run, so the field itself must have none.
     if definition is None or field.args or not getattr(field.resolve, "_is_default", False):
         return None
-    if definition.default_resolver is not getattr:
+    if not definition.is_basic_field or definition.permission_classes or definition.default_resolver is not getattr:
         return None
     return str(definition.python_name)
 
@@ -177,6 +194,13 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Per selection (graphql-core keeps each alive for the request, so its id is not reused): the plain leaves
         # it consists of, or None when it selects anything else.
         self._leaf_selections: dict[int, tuple[GroupedFieldSet, tuple[tuple[str, PlainLeaf], ...] | None]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """A subscription's copy per event: with a table of selections of its own, or the shared one would grow for
+        as long as the subscription lives (each event collects its selections anew)."""
+        executor = cast("PlainLeafExecutionContext", super().build_per_event_executor(payload))
+        executor._leaf_selections = {}
+        return executor
 
     @classmethod
     def for_schema(cls, schema: GraphQLSchema) -> type[PlainLeafExecutionContext]:
@@ -236,7 +260,7 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if value is not _MISSING:
                     return value
             elif type(plain) is PlainObject and not any(d.node.directives for d in field_details_list):
-                value = getattr(source, plain.attribute, _MISSING)
+                value = _read(source, plain.attribute)
                 if value is None and plain.nullable:
                     return None
                 if value is not None and value is not _MISSING and plain.accepts(value):

@@ -3,13 +3,17 @@ same errors at the same paths, for every shape it takes a shortcut on and every 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, cast
 
 import pytest
 import strawberry
-from strawberry.types import ExecutionResult
+from graphql import parse
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission
+from strawberry.types import ExecutionResult, Info
 
 from schema import build_schema
 from schema.execution import PlainLeaf, PlainLeafExecutionContext, PlainObject, plain_fields
@@ -202,3 +206,87 @@ def test_the_real_schema_executes_with_the_shortcut() -> None:
     assert issubclass(context_class, PlainLeafExecutionContext)
     table = cast("type[PlainLeafExecutionContext]", context_class).plain
     assert plain_fields(build_schema()._schema).keys() == table.keys()
+
+
+class Deny(BasePermission):
+    message = "denied"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return False
+
+
+class Upper(FieldExtension):
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
+        return str(next_(source, info, **kwargs)).upper()
+
+
+@strawberry.type
+class Guarded:
+    secret: str | None = strawberry.field(permission_classes=[Deny])
+    shouted: str = strawberry.field(extensions=[Upper()])
+    plain: str = "plain"
+
+
+@strawberry.type
+class WithProperty:
+    ok: str
+    bad: str | None = None
+
+
+async def test_permission_classes_and_field_extensions_always_run() -> None:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def guarded(self) -> Guarded:
+            return Guarded(secret="s", shouted="quiet")
+
+    plain = strawberry.Schema(query=Query)
+    fast = strawberry.Schema(query=Query)
+    fast.execution_context_class = PlainLeafExecutionContext.for_schema(fast._schema)
+    table = PlainLeafExecutionContext.for_schema(fast._schema).plain
+    assert ("Guarded", "secret") not in table
+    assert ("Guarded", "shouted") not in table
+    assert ("Guarded", "plain") in table
+
+    document = "{ guarded { secret shouted plain } }"
+    expected, actual = await plain.execute(document), await fast.execute(document)
+    assert actual.data == {"guarded": {"secret": None, "shouted": "QUIET", "plain": "plain"}}
+    same(expected, actual)
+
+
+async def test_an_attribute_that_raises_is_reported_at_its_own_path() -> None:
+    class Source:
+        ok = "x"
+
+        @property
+        def bad(self) -> str:
+            raise ValueError("cannot read")
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def item(self) -> WithProperty:
+            return cast("WithProperty", Source())
+
+        @strawberry.field
+        def stored_error(self) -> Holder | None:
+            return Holder(edges=[], loose_edges=[], first=ValueError("stored"), maybe_first=None)  # type: ignore[arg-type]
+
+    plain = strawberry.Schema(query=Query)
+    fast = strawberry.Schema(query=Query)
+    fast.execution_context_class = PlainLeafExecutionContext.for_schema(fast._schema)
+    for document in ("{ item { ok bad } }", "{ storedError { first { number } } }"):
+        expected, actual = await plain.execute(document), await fast.execute(document)
+        assert expected.errors
+        same(expected, actual)
+
+
+def test_each_subscription_event_has_a_table_of_selections_of_its_own() -> None:
+    context_class = PlainLeafExecutionContext.for_schema(build_schema()._schema)
+    executor = context_class.build(build_schema()._schema, parse("subscription { alertRaised { id } }"))
+    assert isinstance(executor, PlainLeafExecutionContext)
+    executor._leaf_selections[1] = ({}, None)
+    event = executor.build_per_event_executor(object())
+    assert isinstance(event, PlainLeafExecutionContext)
+    assert event._leaf_selections == {}
+    assert executor._leaf_selections == {1: ({}, None)}

@@ -114,9 +114,14 @@ def graphql_response(
     )
 
 
+_AS_STANDARD = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _encode(body: Mapping[str, object]) -> bytes:
     try:
-        return orjson.dumps(body)
+        # What the standard library cannot encode must not become encodable (dataclasses, instants, subclasses):
+        # those go to the fallback, which refuses them as before.
+        return orjson.dumps(body, option=_AS_STANDARD)
     except TypeError:  # orjson.JSONEncodeError is one
         # orjson refuses what the standard library escapes: a lone surrogate an error message quotes from the
         # document, an integer beyond 64 bits in a JSON scalar.

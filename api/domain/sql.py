@@ -16,6 +16,7 @@ import json
 import re
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,8 +25,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.fields import JSONField
 from tortoise.models import Model
 
+from api.domain.clock import require_aware
+
 M = TypeVar("M", bound=Model)
 _PLACEHOLDER = re.compile(r"\$\d+")
+_PLACEHOLDER_NUMBER = re.compile(r"\$(\d+)")
 
 
 @cache
@@ -56,13 +60,15 @@ class Where:
         self.params.append(value)
         return f"${len(self.params)}"
 
-    def sql(self, order_by: str | None, limit: int | None) -> str:
-        text = " AND ".join(self.conditions)
+    def sql(self, order_by: str | None, limit: int | None) -> tuple[str, list[object]]:
+        """The condition with its ORDER BY and LIMIT, and the values in placeholder order (this object unchanged)."""
+        text, params = " AND ".join(self.conditions), list(self.params)
         if order_by is not None:
             text += f" ORDER BY {order_by}"
         if limit is not None:
-            text += f" LIMIT {self._param(limit)}"
-        return text
+            params.append(limit)
+            text += f" LIMIT ${len(params)}"
+        return text, params
 
 
 async def select(
@@ -124,11 +130,11 @@ async def _rows(
     limit: int | None,
     lock: str | None,
 ) -> list[Any]:
-    condition = where.sql(order_by, limit)
+    condition, params = where.sql(order_by, limit)
     sql = f'SELECT {columns(model)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
     if lock is not None and db.capabilities.dialect == "postgres":
         sql += f" FOR {lock}"
-    _, rows = await db.execute_query(*_for(db, sql, where.params))
+    _, rows = await db.execute_query(*_for(db, sql, params))
     return list(rows)
 
 
@@ -169,9 +175,19 @@ def _for(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> tuple[str
     """The statement and its values as the connection's driver takes them."""
     if db.capabilities.dialect != "sqlite":
         return sql, list(params)
-    # sqlite3 binds `?` in order and knows no UUID (Tortoise stores them as text); instants and decimals have
-    # adapters Tortoise registers, the same that wrote the stored values.
-    return _qmarks(sql), [str(p) if isinstance(p, UUID) else p for p in params]
+    # sqlite3 binds `?` in the order they stand, and knows no UUID (Tortoise stores them as text); instants and
+    # decimals have adapters Tortoise registers, the same that wrote the stored values. Instants are compared as
+    # text there, so they go in UTC, as every stored one is.
+    ordered = [params[int(n) - 1] for n in _PLACEHOLDER_NUMBER.findall(sql)]
+    return _qmarks(sql), [_sqlite_value(p) for p in ordered]
+
+
+def _sqlite_value(value: object) -> object:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return require_aware(value, "instant")
+    return value
 
 
 @cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from api.app import create_app
 from api.domain.errors import ErrorCode
-from api.graphql_http import GRAPHQL_RESPONSE, JSON, negotiate, status_of
+from api.graphql_http import GRAPHQL_RESPONSE, JSON, graphql_response, negotiate, status_of
 from api.http_status import http_status
 from api.settings import Settings
 from schema import build_schema
@@ -471,3 +471,23 @@ async def test_production_suggests_no_name_of_the_schema(
     assert any(hint in e.message for e in development.errors or [])
     assert production.errors
     assert not any("Did you mean" in e.message or hint in e.message for e in production.errors)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {"note": 'über 😀 "quoted" \\ </script>', "n": 2**53, "x": 1.5, "none": None}},
+        # What orjson refuses and the standard library escapes: a lone surrogate (an error quoting the document).
+        {"errors": [{"message": "Syntax Error: Unexpected '\ud800'."}], "data": None},
+        {"data": {"big": 2**70}},
+    ],
+)
+def test_a_response_body_is_the_json_the_standard_library_would_write(body: dict[str, Any]) -> None:
+    encoded = graphql_response(JSON, body, 200).body
+    assert json.loads(bytes(encoded)) == json.loads(json.dumps(body))
+
+
+def test_what_the_standard_library_cannot_encode_is_still_refused() -> None:
+    # A programming error stays one, as before orjson: no instant or dataclass quietly becomes a string.
+    with pytest.raises(TypeError):
+        graphql_response(JSON, {"data": {"at": datetime(2026, 11, 26, tzinfo=UTC)}}, 200)

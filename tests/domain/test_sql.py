@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from api.domain import audit
 from api.domain.audit.models import AuditEvent
 from api.domain.diary.models import DiaryEntry
 from api.domain.errors import NotFound
@@ -24,17 +25,20 @@ def test_values_become_numbered_placeholders_in_order() -> None:
     where.add_in('"d"', [4, 5])
     where.add('"e" IS NULL')
 
-    assert where.sql('"b" DESC', 10) == (
+    text = (
         '"a" = $1 AND ("b" < $2 OR ("b" = $3 AND "c" < $4)) AND "d" IN ($5, $6) AND "e" IS NULL'
         ' ORDER BY "b" DESC LIMIT $7'
     )
-    assert where.params == [1, 2, 2, 3, 4, 5, 10]
+    assert where.sql('"b" DESC', 10) == (text, [1, 2, 2, 3, 4, 5, 10])
+    # Asking again gives the same: the limit is not added to the conditions' values twice.
+    assert where.sql('"b" DESC', 10) == (text, [1, 2, 2, 3, 4, 5, 10])
+    assert where.params == [1, 2, 2, 3, 4, 5]
 
 
 def test_an_empty_in_list_matches_nothing() -> None:
     where = Where('"a" = {}', 1)
     where.add_in('"d"', [])
-    assert where.sql(None, None) == '"a" = $1 AND 1 = 0'
+    assert where.sql(None, None) == ('"a" = $1 AND 1 = 0', [1])
 
 
 async def test_rows_are_the_models_the_orm_reads(db: Database, factory: Factory, now: datetime) -> None:
@@ -152,3 +156,17 @@ async def test_values_are_what_the_model_instances_hold(db: Database, factory: F
     assert [tuple(v) for v in values] == [tuple(getattr(m, n) for n in names) for m in models]
     assert values[0].side_effects == [{"code": "NAUSEA", "severity": 2}]
     assert values[1].pain_locations == ["HEAD", "NECK"]
+
+
+async def test_an_operation_name_longer_than_its_column_is_recorded_cut(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    staff = await factory.staff(clinic)
+    staff.actor.meta.operation = "Q" * 150  # the client chose it
+
+    await audit.record(staff.actor, "patient.read", [alice.patient.id], now=now)
+
+    event = await AuditEvent.get(actor_id=staff.account.id, action="patient.read")
+    assert event.operation == "Q" * 100

@@ -22,6 +22,8 @@ from api.domain.clock import require_aware
 from api.domain.errors import Forbidden
 from api.domain.paging import Page, after_filter, make_page, page_size, parse_instant
 
+OPERATION_LENGTH = 100
+
 
 async def record(
     actor: Actor,
@@ -92,7 +94,8 @@ async def _insert(
         "action": action,
         "patient_id": patients[0] if len(patients) == 1 else None,
         "object_id": object_id,
-        "operation": actor.meta.operation,
+        # The client names its operation: the column holds 100 characters (the ORM refused longer ones).
+        "operation": actor.meta.operation[:OPERATION_LENGTH] if actor.meta.operation else None,
         "request_id": actor.meta.request_id or None,
         "ip": actor.meta.ip,
         "created_at": require_aware(now, "now"),

@@ -5,11 +5,14 @@ Most values a diary screen reads are attributes of a dataclass: `DiaryEntry.pain
 the result is awaitable and completes the leaf: about 4 µs a value, most of a 100-entry page's time
 (bench/README.md). A *plain leaf field* is one Strawberry resolves by reading the attribute (no resolver, no field
 extension, no permission, no argument) whose type is a scalar or enum, or a list of them. For those, the value is
-read and coerced here directly, with the type's own `coerce_output_value`, exactly as graphql-core would.
+read and coerced here directly, with the type's own `coerce_output_value`, exactly as graphql-core would. A plain
+field whose value is an object of a type without `is_type_of` (an edge's `node`), or a list of them (`edges`), runs
+its sub-selection directly on the value; an object of which only plain leaves are selected is built in one loop.
 
 Anything unusual goes back to graphql-core's own path, which then produces its usual value or error: a null in a
-non-null position, a value the scalar refuses, a missing attribute, an exception instance, schema middleware
-(an extension with a `resolve` hook). So errors, paths and masking are unchanged; only the common case is fast.
+non-null position, a value the scalar refuses, an attribute that is missing or raises, an exception or an awaitable
+standing as a value, schema middleware (an extension with a `resolve` hook). So errors, paths and masking are
+unchanged; only the common case is fast.
 """
 
 from __future__ import annotations
@@ -179,9 +182,9 @@ def _unwrap(type_: GraphQLOutputType) -> tuple[bool, GraphQLOutputType]:
 
 
 class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context, answering plain leaf fields directly (see the module's docstring).
+    """Strawberry's execution context, answering plain fields directly (see the module's docstring).
 
-    `leaves` is filled per schema by `for_schema`: a subclass per schema, so that two schemas in one process (tests
+    `plain` is filled per schema by `for_schema`: a subclass per schema, so that two schemas in one process (tests
     build several) never share a table."""
 
     plain: dict[tuple[str, str], Plain] = {}  # noqa: RUF012 -- replaced per schema, never mutated

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import uvicorn
 from pydantic import ValidationError
+from starlette.applications import Starlette
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import BaseORMException
 
@@ -161,7 +162,7 @@ async def _database(url: str) -> AsyncIterator[None]:
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn serves the app; the benchmark's floor app is served the same way (bench/api.py)."""
+    """How uvicorn serves the app (`run_server`)."""
     return {
         # Named, not "auto": a missing package fails at start instead of quietly serving slower (or, for the
         # websocket implementation, not serving subscriptions at all).
@@ -175,15 +176,19 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    app = create_app(settings)
-    host = args.host if args.host is not None else settings.host
-    port = args.port if args.port is not None else settings.port  # `--port 0` asks the system for a free port
+def run_server(app: Starlette, settings: Settings, *, host: str, port: int) -> None:
+    """Serves `app` until stopped, as `interlude serve` does (the benchmark's floor app too: bench/floor_app.py)."""
     # What exists now (modules, the schema, compiled validation rules) lives as long as the process: moved out of
     # the collector's sight, full collections stop walking it on every request burst (the p99, bench/README.md).
     gc.collect()
     gc.freeze()
     uvicorn.run(app, host=host, port=port, **server_options(settings))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port  # `--port 0` asks the system for a free port
+    run_server(create_app(settings), settings, host=host, port=port)
     return 0
 
 

@@ -4,7 +4,7 @@
 
 No GraphQL, no ORM, no authentication, no validation beyond what the SQL needs: what the same operations cost with
 nothing but HTTP, JSON and the database around them. It is served with the options `interlude serve` uses
-(`api.cli.server_options`), so that both apps run under the same uvicorn loop, HTTP implementation and logging.
+(`api.cli.run_server`), so that both apps run under the same uvicorn loop, HTTP implementation and logging.
 
 Each statement a handler sends is counted per case; GET /stats returns the counts, from which the runner reports
 the floor's statements per request.
@@ -13,7 +13,6 @@ the floor's statements per request.
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
 import json
 import sys
@@ -30,13 +29,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.cli import server_options
+from api.cli import run_server
 from api.logging import configure_logging
 from api.settings import Settings
 from bench.cases import AuditSql, DiarySql, PatientsSql, SeriesSql, WriteSql
@@ -382,14 +380,11 @@ def _overview(facts: Any) -> dict[str, Any] | None:
 
 
 def main() -> int:
-    """Served as `interlude serve` serves Interlude: the same uvicorn options (`server_options`: loop, HTTP
+    """Served as `interlude serve` serves Interlude (`run_server`: the same uvicorn options, loop, HTTP
     implementation, access log…), the same logging, and the same heap frozen at start."""
     settings = Settings()
     configure_logging(settings.log_level)
-    app = build_app(settings.database_url)
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, **server_options(settings))
+    run_server(build_app(settings.database_url), settings, host=settings.host, port=settings.port)
     return 0
 
 

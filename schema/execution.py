@@ -45,10 +45,10 @@ class PlainLeaf:
     """How to answer one plain leaf field: the attribute it reads and how its value is coerced."""
 
     attribute: str
+    # The leaf type's coercion: of the value, or of each item of a list of leaves.
     coerce: Coerce
     nullable: bool
-    # For a list of leaves: the items' coercion and whether an item may be null; `coerce` is then unused.
-    item_coerce: Coerce | None = None
+    is_list: bool = False
     item_nullable: bool = False
 
     def answer(self, source: Any) -> Any:
@@ -59,7 +59,7 @@ class PlainLeaf:
         if value is _MISSING or isinstance(value, Exception):
             return _MISSING
         try:
-            if self.item_coerce is None:
+            if not self.is_list:
                 coerced = self.coerce(value)
                 return _MISSING if coerced is None or coerced is Undefined else coerced
             return self._items(value)
@@ -69,7 +69,7 @@ class PlainLeaf:
     def _items(self, values: Any) -> Any:
         if not isinstance(values, list | tuple):
             return _MISSING
-        coerce = self.item_coerce or self.coerce
+        coerce = self.coerce
         out: list[Any] = []
         for item in values:
             if item is None:
@@ -165,13 +165,7 @@ def _plain_leaf(attribute: str, field: GraphQLField) -> PlainLeaf | None:
     if isinstance(inner, GraphQLList):
         item_nullable, item = _unwrap(inner.of_type)
         if is_leaf_type(item):
-            return PlainLeaf(
-                attribute,
-                item.coerce_output_value,
-                nullable,
-                item_coerce=item.coerce_output_value,
-                item_nullable=item_nullable,
-            )
+            return PlainLeaf(attribute, item.coerce_output_value, nullable, is_list=True, item_nullable=item_nullable)
     return None
 
 

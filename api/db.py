@@ -86,8 +86,26 @@ class _GivingBackTransaction(TransactionContextPooled):
             await pool.release(client._connection)
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no type hints
+    """A pooled connection given back without asyncpg's reset statement.
+
+    By default asyncpg sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;` each time a
+    connection goes back to the pool: a round trip per statement outside a transaction (Tortoise takes a connection
+    for each), about 30 µs of this process's CPU and as much of the server's (bench/README.md). It clears session
+    state, which nothing here leaves on a pooled connection: no session `SET`, no advisory lock, no cursor outside a
+    transaction, no LISTEN (the alert broker listens on a connection of its own, outside the pool);
+    `tests/test_db.py` holds the code to that. An open transaction is still rolled back on release: asyncpg does
+    that whatever this query is."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresClient(AsyncpgDBClient):
-    """Tortoise's asyncpg client, with transactions that give their connection back when BEGIN fails."""
+    """Tortoise's asyncpg client, with transactions that give their connection back when BEGIN fails, and pooled
+    connections that are given back without a reset statement (`PooledConnection`)."""
+
+    connection_class = PooledConnection
 
     def _in_transaction(self) -> TransactionContext:
         return _GivingBackTransaction(TransactionWrapper(self), self._pool_init_lock)

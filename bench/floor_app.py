@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.cli import run_server
+from api.db import PooledConnection
 from api.logging import configure_logging
 from api.settings import Settings
 from bench.cases import AuditSql, DiarySql, PatientsSql, SeriesSql, WriteSql
@@ -103,7 +104,10 @@ def build_app(database_url: str) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        floor.pool = await asyncpg.create_pool(floor.dsn, min_size=floor.pool_size, max_size=floor.pool_size)
+        # Connections given back as Interlude's are, without asyncpg's reset statement (api/db.py): the same SQL.
+        floor.pool = await asyncpg.create_pool(
+            floor.dsn, min_size=floor.pool_size, max_size=floor.pool_size, connection_class=PooledConnection
+        )
         try:
             yield
         finally:

@@ -12,10 +12,9 @@ Only constant text goes into a statement: identifiers come from the models' meta
 
 from __future__ import annotations
 
-import json
 import re
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -114,9 +113,9 @@ async def select_values(
     out = []
     for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=None):
         values = list(row.values())
-        for i in json_columns:
+        for i, decode in json_columns:
             if isinstance(values[i], str):
-                values[i] = json.loads(values[i])
+                values[i] = decode(values[i])
         out.append(kind(*values))
     return out
 
@@ -145,9 +144,15 @@ def values_type(model: type[Model]) -> Any:
 
 
 @cache
-def _json_columns(model: type[Model]) -> tuple[int, ...]:
+def _json_columns(model: type[Model]) -> tuple[tuple[int, Callable[[str], Any]], ...]:
+    """Where the JSON columns stand, each with its field's own decoder (orjson's, as Tortoise picks it when it is
+    installed: about a tenth of the standard library's cost on a diary entry's short lists)."""
     fields = model._meta.fields_map
-    return tuple(i for i, name in enumerate(model._meta.fields_db_projection) if isinstance(fields[name], JSONField))
+    return tuple(
+        (i, field.decoder)
+        for i, name in enumerate(model._meta.fields_db_projection)
+        if isinstance(field := fields[name], JSONField)
+    )
 
 
 async def insert(

@@ -7,7 +7,9 @@ the result is awaitable and completes the leaf: about 4 µs a value, most of a 1
 extension, no permission, no argument) whose type is a scalar or enum, or a list of them. For those, the value is
 read and coerced here directly, with the type's own `coerce_output_value`, exactly as graphql-core would. A plain
 field whose value is an object of a type without `is_type_of` (an edge's `node`), or a list of them (`edges`), runs
-its sub-selection directly on the value; an object of which only plain leaves are selected is built in one loop.
+its sub-selection directly on the value. A selection made only of plain fields, however deep (a diary page: its
+edges, their cursors and nodes, the nodes' values, its pageInfo), is answered in one walk of a plan made once per
+selection and request.
 
 Anything unusual goes back to graphql-core's own path, which then produces its usual value or error: a null in a
 non-null position, a value the scalar refuses, an attribute that is missing or raises, an exception or an awaitable
@@ -121,6 +123,55 @@ def _is_object(value: Any) -> bool:
     return not isinstance(value, Exception) and not isawaitable(value)
 
 
+# How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
+# plan of its own selection.
+Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Plan | None"]
+Plan = tuple[Step, ...]
+
+
+def _answer(plan: Plan, source: Any) -> Any:
+    """The selection's completed value, or `_MISSING` as soon as any value needs graphql-core's judgement (then
+    graphql-core answers the whole object again: plain fields only read attributes, so nothing runs twice)."""
+    results: dict[str, Any] = {}
+    for response_name, leaf, field, sub_plan in plan:
+        if leaf is not None:
+            value = leaf.answer(source)
+        elif field is not None and sub_plan is not None:
+            value = _read(source, field.attribute)
+            if value is None:
+                if not field.nullable:
+                    return _MISSING
+            elif value is _MISSING:
+                return _MISSING
+            elif field.is_list:
+                value = _answer_items(field, sub_plan, value)
+            else:
+                value = _answer(sub_plan, value) if _is_object(value) else _MISSING
+        else:
+            return _MISSING
+        if value is _MISSING:
+            return _MISSING
+        results[response_name] = value
+    return results
+
+
+def _answer_items(plain: PlainObject, plan: Plan, values: Any) -> Any:
+    if not isinstance(values, list | tuple):
+        return _MISSING
+    items: list[Any] = []
+    for item in values:
+        if item is None:
+            if not plain.item_nullable:
+                return _MISSING
+            items.append(None)
+            continue
+        done = _answer(plan, item) if _is_object(item) else _MISSING
+        if done is _MISSING:
+            return _MISSING
+        items.append(done)
+    return items
+
+
 def plain_fields(schema: GraphQLSchema) -> dict[tuple[str, str], Plain]:
     """Every plain field of the schema's object types, by (type name, field name)."""
     found: dict[tuple[str, str], Plain] = {}
@@ -188,9 +239,9 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         # With schema middleware every field must pass through it: no shortcut at all.
         self._shortcut = manager is None or getattr(manager, "_middleware_resolvers", None) is None
-        # Per selection (graphql-core keeps each alive for the request, so its id is not reused): the plain leaves
-        # it consists of, or None when it selects anything else.
-        self._leaf_selections: dict[int, tuple[GroupedFieldSet, tuple[tuple[str, PlainLeaf], ...] | None]] = {}
+        # Per selection (graphql-core keeps each alive for the request, so its id is not reused): its plan, or None
+        # when it selects anything but plain fields.
+        self._leaf_selections: dict[int, tuple[GroupedFieldSet, Plan | None]] = {}
 
     def build_per_event_executor(self, payload: Any) -> Any:
         """A subscription's copy per event: with a table of selections of its own, or the shared one would grow for
@@ -211,34 +262,36 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
-        """An object of which only plain leaves are selected (a diary entry's values) in one loop; any value
-        graphql-core must judge sends the whole object back through graphql-core."""
-        leaves = self._leaves_of(parent_type, grouped_field_set) if self._shortcut else None
-        if leaves is not None:
-            results: dict[str, Any] = {}
-            for response_name, leaf in leaves:
-                value = leaf.answer(source_value)
-                if value is _MISSING:
-                    break
-                results[response_name] = value
-            else:
-                return results
+        """An object of which only plain fields are selected, down to its leaves (a diary page: its edges, their
+        cursors and nodes, the nodes' values, its pageInfo), in one walk of its plan; any value graphql-core must
+        judge sends the whole object back through graphql-core."""
+        plan = self._plan_of(parent_type, grouped_field_set) if self._shortcut and position_context is None else None
+        if plan is not None:
+            results = _answer(plan, source_value)
+            if results is not _MISSING:
+                return cast("dict[str, Any]", results)
         return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
 
-    def _leaves_of(
-        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
-    ) -> tuple[tuple[str, PlainLeaf], ...] | None:
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan | None:
         known = self._leaf_selections.get(id(grouped_field_set))
         if known is not None and known[0] is grouped_field_set:
             return known[1]
-        leaves: list[tuple[str, PlainLeaf]] = []
+        steps: list[Step] = []
         for response_name, details in grouped_field_set.items():
             plain = self.plain.get((parent_type.name, details[0].node.name.value))
-            if type(plain) is not PlainLeaf:
-                leaves = []
+            if type(plain) is PlainLeaf:
+                steps.append((response_name, plain, None, None))
+                continue
+            if type(plain) is not PlainObject or any(d.node.directives for d in details):
+                steps = []
                 break
-            leaves.append((response_name, plain))
-        found = tuple(leaves) or None
+            sub_fields, deferred, _ = self.collect_subfields(plain.object_type, details)
+            sub_plan = None if deferred else self._plan_of(plain.object_type, sub_fields)
+            if sub_plan is None:
+                steps = []
+                break
+            steps.append((response_name, None, plain, sub_plan))
+        found = tuple(steps) or None
         self._leaf_selections[id(grouped_field_set)] = (grouped_field_set, found)
         return found
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 import strawberry
 from graphql import parse
+from graphql.execution.executor import Executor
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionResult, Info
@@ -124,7 +125,8 @@ def same(expected: ExecutionResult, actual: ExecutionResult) -> None:
     assert [(e.message, e.path, e.locations) for e in actual.errors or []] == shown
 
 
-ALL_LEAVES = "number maybe label colour colours loose at computed later"
+PLAIN_LEAVES = "number maybe label colour colours loose at"
+ALL_LEAVES = f"{PLAIN_LEAVES} computed later"
 
 
 @pytest.mark.parametrize(
@@ -138,6 +140,9 @@ ALL_LEAVES = "number maybe label colour colours loose at computed later"
         "{ holder { edges @include(if: true) { cursor @skip(if: true) node { number @include(if: false) label } } } }",
         # Nullable items, one of them null.
         "{ holder { looseEdges { cursor node { number } } } }",
+        # Plain fields only, down to the leaves: one walk of the selection's plan.
+        f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ label }} maybeFirst {{ number }} }} }}",
+        "{ holder { looseEdges { cursor node { number at } } e: edges { node { n: number } } } }",
     ],
 )
 async def test_a_plain_selection_answers_what_graphql_core_answers(document: str) -> None:
@@ -175,6 +180,23 @@ async def test_errors_are_reported_as_graphql_core_reports_them(root: Holder, do
     expected, actual = await both(document, root)
     assert expected.errors
     same(expected, actual)
+
+
+async def test_a_selection_of_plain_fields_only_is_answered_in_one_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """graphql-core collects and executes the holder's selection once, after its root field's resolver: the edges,
+    their nodes and every leaf are then answered by the plan, not collected and executed object by object."""
+    objects: list[str] = []
+    original = Executor.collect_and_execute_subfields
+
+    def counted(self: Any, return_type: Any, *args: Any) -> Any:
+        objects.append(return_type.name)
+        return original(self, return_type, *args)
+
+    monkeypatch.setattr(Executor, "collect_and_execute_subfields", counted)
+    _, fast = schemas(GOOD)
+    result = await fast.execute(f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }}")
+    assert not result.errors
+    assert objects == ["Holder"]
 
 
 async def test_a_missing_attribute_is_reported_as_graphql_core_reports_it() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from inspect import isawaitable
+from types import GeneratorType
 from typing import Any, cast
 
 from graphql import (
@@ -39,6 +40,11 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 _MISSING = object()
+# GraphQL's Int is 32 bits: graphql-core refuses a larger value.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+# Built-in scalars (graphql-core's own, by name: a schema cannot redefine them) whose coercion returns a value of
+# this Python type as it is: `serialize_string`, `serialize_id`, `serialize_boolean`, `serialize_int` (in range).
+_UNCHANGED: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Int": int}
 Coerce = Callable[[Any], Any]
 
 
@@ -52,12 +58,22 @@ class PlainLeaf:
     nullable: bool
     is_list: bool = False
     item_nullable: bool = False
+    # The one Python type whose values the coercion returns unchanged (`str` for String and ID, `bool` for Boolean,
+    # `int` for Int within its 32 bits), answered without calling it; None for any other leaf type.
+    unchanged: type | None = None
 
     def answer(self, source: Any) -> Any:
         """The completed value, or `_MISSING` to let graphql-core answer (and report any error) itself."""
-        value = _read(source, self.attribute)
+        value: Any
+        try:
+            value = getattr(source, self.attribute, _MISSING)
+        except Exception:  # a property or __getattr__ that raises: graphql-core reports it at the field's own path
+            value = _MISSING
         if value is None:
             return None if self.nullable else _MISSING
+        kind = type(value)
+        if kind is self.unchanged and (kind is not int or _INT_MIN <= value <= _INT_MAX):
+            return value
         if value is _MISSING or isinstance(value, Exception):
             return _MISSING
         try:
@@ -120,7 +136,21 @@ def _read(source: Any, attribute: str) -> Any:
 
 
 def _is_object(value: Any) -> bool:
-    return not isinstance(value, Exception) and not isawaitable(value)
+    kind = type(value)
+    if kind in _OBJECT_TYPES:
+        return True
+    if isinstance(value, Exception) or isawaitable(value):
+        return False
+    # Whether a value can be awaited depends on its type alone, but for generator-based coroutines.
+    if kind is not GeneratorType and len(_OBJECT_TYPES) < _KNOWN_OBJECT_TYPES:
+        _OBJECT_TYPES.add(kind)
+    return True
+
+
+# Types whose values are objects graphql-core may complete (neither exceptions nor awaitables): the schema's
+# types, in practice. Bounded all the same.
+_OBJECT_TYPES: set[type] = set()
+_KNOWN_OBJECT_TYPES = 1024
 
 
 # How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
@@ -212,7 +242,7 @@ def _plain_object(attribute: str, field: GraphQLField) -> PlainObject | None:
 def _plain_leaf(attribute: str, field: GraphQLField) -> PlainLeaf | None:
     nullable, inner = _unwrap(field.type)
     if is_leaf_type(inner):
-        return PlainLeaf(attribute, inner.coerce_output_value, nullable)
+        return PlainLeaf(attribute, inner.coerce_output_value, nullable, unchanged=_UNCHANGED.get(inner.name))
     if isinstance(inner, GraphQLList):
         item_nullable, item = _unwrap(inner.of_type)
         if is_leaf_type(item):

@@ -158,6 +158,8 @@ async def test_a_plain_selection_answers_what_graphql_core_answers(document: str
         (holder(leaf(1, number=None)), "{ maybeHolder { edges { node { number } } } }"),
         # A value the scalar refuses.
         (holder(leaf(1, number="many")), "{ maybeHolder { edges { node { number } } } }"),
+        (holder(leaf(1, number=2**31)), "{ maybeHolder { edges { node { number } } } }"),
+        (holder(leaf(1, maybe=-(2**31) - 1)), "{ maybeHolder { first { maybe } } }"),
         (holder(leaf(1, colour="green")), "{ maybeHolder { first { colour } } }"),
         # null inside a list of non-null leaves, and a list that is not one.
         (holder(leaf(1, colours=[Colour.RED, None])), "{ maybeHolder { first { colours } } }"),
@@ -180,6 +182,27 @@ async def test_errors_are_reported_as_graphql_core_reports_them(root: Holder, do
     expected, actual = await both(document, root)
     assert expected.errors
     same(expected, actual)
+
+
+class Label(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        # Values the scalars coerce: a bool as an Int, a str subclass as a String, the ends of Int's 32 bits.
+        holder(leaf(1, number=True, label=Label("sub"))),
+        holder(leaf(1, number=2**31 - 1, maybe=-(2**31))),
+    ],
+)
+async def test_values_a_scalar_coerces_are_answered_as_graphql_core_answers_them(root: Holder) -> None:
+    expected, actual = await both(f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} }} }}", root)
+    assert not expected.errors
+    same(expected, actual)
+    assert type(cast("Any", actual.data)["holder"]["edges"][0]["node"]["label"]) is type(
+        cast("Any", expected.data)["holder"]["edges"][0]["node"]["label"]
+    )
 
 
 async def test_a_selection_of_plain_fields_only_is_answered_in_one_walk(monkeypatch: pytest.MonkeyPatch) -> None:

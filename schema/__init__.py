@@ -20,6 +20,7 @@ from schema.audit.operations import AuditQuery
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
 from schema.execution import PlainLeafExecutionContext
+from schema.inputs import install as install_planned_inputs
 from schema.limits import DEFAULT_LIMITS, Limits, QueryLimits
 from schema.operation import OperationName
 from schema.outcome.operations import OutcomeQuery
@@ -132,6 +133,8 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=production),
     )
-    # Known only once the schema is built: which fields merely read an attribute (schema/execution.py).
+    # Known only once the schema is built: which fields merely read an attribute (schema/execution.py), and its
+    # input types (schema/inputs.py).
     schema.execution_context_class = PlainLeafExecutionContext.for_schema(schema._schema)
+    install_planned_inputs(schema)
     return schema

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
@@ -17,6 +17,7 @@ from schema.account.operations import AccountMutation, AccountQuery
 from schema.alert.operations import AlertMutation, AlertQuery
 from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
+from schema.combined import Combined
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
 from schema.execution import PlainLeafExecutionContext
@@ -113,7 +114,7 @@ class OperationChoice(SchemaExtension):
 
 
 def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -> strawberry.Schema:
-    extensions: list[type[SchemaExtension] | object] = [
+    parts: list[Callable[[], SchemaExtension]] = [
         ErrorPolicy,
         OperationName,
         lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
@@ -125,12 +126,14 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
         StorableText,
     ]
     if production:
-        extensions.append(DisableIntrospection)
+        parts.append(DisableIntrospection)
+    # One extension running them all, in this order (schema/combined.py).
+    extensions = [lambda: Combined(parts)]
     schema = InterludeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
     # Known only once the schema is built: which fields merely read an attribute (schema/execution.py), and its

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import (
     DocumentNode,
@@ -130,9 +130,53 @@ def measure(
     for (the default page when absent), any other list of objects its `LIST_WEIGHTS` times. Fragments count where
     they are spread; introspection is not measured."""
     values = {**_defaults(operation), **variables}
-    return _Measure(schema, document, values).selections(
-        operation.selection_set, schema.get_root_type(operation.operation)
-    )
+    known = _measured(schema, document).get(id(operation))
+    if known is not None and known.operation is operation:
+        size = known.sizes.get(tuple(_page_size(values.get(name)) for name in known.variables))
+        if size is not None:
+            return size
+    measuring = _Measure(schema, document, values)
+    size = measuring.selections(operation.selection_set, schema.get_root_type(operation.operation))
+    if known is None or known.operation is not operation:
+        known = _Sizes(operation, tuple(sorted(measuring.read)))
+        _measured(schema, document)[id(operation)] = known
+    if len(known.sizes) >= SIZES_PER_OPERATION:
+        known.sizes.clear()
+    known.sizes[tuple(_page_size(values.get(name)) for name in known.variables)] = size
+    return size
+
+
+# An operation's size depends on the document and on the page sizes its variables ask for (`first: $first`) only.
+# Sizes are kept per parsed document, by identity (see `_LONGEST_LITERALS`), and per operation, for each of the page
+# sizes asked for, a few of them.
+SIZES_PER_OPERATION = 32
+
+
+@dataclass
+class _Sizes:
+    operation: OperationDefinitionNode
+    # The variables the measure read, in order: the key of `sizes` is their page sizes.
+    variables: tuple[str, ...]
+    sizes: dict[tuple[int, ...], Size] = field(default_factory=dict)
+
+
+@dataclass
+class _Measured:
+    document: weakref.ref[DocumentNode]
+    schema: GraphQLSchema
+    operations: dict[int, _Sizes] = field(default_factory=dict)
+
+
+_MEASURED: dict[int, _Measured] = {}
+
+
+def _measured(schema: GraphQLSchema, document: DocumentNode) -> dict[int, _Sizes]:
+    key = id(document)
+    known = _MEASURED.get(key)
+    if known is None or known.document() is not document or known.schema is not schema:
+        known = _Measured(weakref.ref(document, lambda _: _MEASURED.pop(key, None)), schema)
+        _MEASURED[key] = known
+    return known.operations
 
 
 def oversized(document: object, limits: Limits) -> GraphQLError | None:
@@ -279,6 +323,8 @@ class _Measure:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, object]) -> None:
         self.schema = schema
         self.variables = variables
+        # The variables read: the measure depends on nothing else than the document and their page sizes.
+        self.read: set[str] = set()
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         # Each fragment is measured once, after those it spreads: spreading it again costs a lookup.
         self.fragments: dict[str, Size] = {}
@@ -327,6 +373,7 @@ class _Measure:
 
     def value(self, node: ValueNode) -> object:
         if isinstance(node, VariableNode):
+            self.read.add(node.name.value)
             return self.variables.get(node.name.value)
         return _literal_int(node)
 

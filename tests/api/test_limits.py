@@ -145,6 +145,38 @@ def test_a_first_that_is_not_an_int_weighs_what_it_may_run_as(first: object, ite
     assert size(DIARY, {"n": first}).cost == 1 + items * 3
 
 
+def test_a_document_sent_again_is_measured_once_per_page_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser cache hands every request the same tree: its size is kept per page size its variables ask for,
+    and is what measuring afresh gives, whatever the order of the requests."""
+    document = (
+        "query($n: Int, $m: Int = 4, $on: Boolean!) { myDiary(first: $n) { edges { node { id } } } "
+        "a: myDiary(first: $m) @include(if: $on) { edges { cursor } } }"
+    )
+    parsed = parse(document)
+    operation = next(d for d in parsed.definitions if isinstance(d, OperationDefinitionNode))
+    measured: list[int] = []
+    original = limits._Measure.__init__
+
+    def counted(self: Any, *args: Any) -> None:
+        measured.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(limits._Measure, "__init__", counted)
+    requests: list[dict[str, Any]] = [
+        {"n": 10, "on": True},
+        {"n": 100, "on": True},
+        {"n": 10, "on": False},  # the same page sizes: `on` weighs nothing
+        {"n": 10.0, "m": 4, "on": True},  # a float page of 10, and the default given
+        {"n": 100, "m": 50, "on": True},
+        {"on": True},  # the default page
+        {"n": 100, "on": True},
+    ]
+    for variables in requests:
+        assert measure(GRAPHQL, parsed, operation, variables) == size(document, variables)
+    # Fresh ones by `size`, and one for each of the four distinct (n, m) page sizes through the kept tree.
+    assert len(measured) == len(requests) + 4
+
+
 def test_connections_multiply_when_nested_and_other_lists_weigh_their_declared_size() -> None:
     nested = """{ patients(first: 10) { edges { node { diary(first: 5) { edges { node { id } } } } } } }"""
     assert size(nested).cost == 1 + 10 * (1 + 1 + (1 + 5 * 3))
@@ -727,7 +759,8 @@ class LruCache(Protocol):
 
 def _caches() -> dict[str, LruCache]:
     """The caches the schema's extensions parse and validate through (module-level, shared by every schema)."""
-    extensions = SCHEMA.get_extensions()
+    # The schema's one extension runs its parts (schema/combined.py).
+    extensions = [part for e in SCHEMA.get_extensions() for part in getattr(e, "parts", [e])]
     parser = next(e for e in extensions if isinstance(e, SafeParserCache))
     validation = next(e for e in extensions if isinstance(e, ValidationCache))
     # Typed by Strawberry as plain callables; they are `functools.lru_cache` wrappers.

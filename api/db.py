@@ -94,8 +94,9 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg shi
     for each), about 30 µs of this process's CPU and as much of the server's (bench/README.md). It clears session
     state, which nothing here leaves on a pooled connection: no session `SET`, no advisory lock, no cursor outside a
     transaction, no LISTEN (the alert broker listens on a connection of its own, outside the pool);
-    `tests/test_db.py` holds the code to that. An open transaction is still rolled back on release: asyncpg does
-    that whatever this query is."""
+    tests/resilience/test_pool.py reads the code for such statements, and tests/pg_session.py reads the server for
+    such state after every PostgreSQL test. An open transaction is still rolled back on release: asyncpg does that
+    whatever this query is."""
 
     def get_reset_query(self) -> str:
         return ""

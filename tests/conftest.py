@@ -21,6 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import connections
 from tortoise.context import TortoiseContext
 from tortoise.contrib.test import truncate_all_models
 
@@ -32,6 +33,7 @@ from api.domain.services import Services
 from api.settings import Settings
 from tests.factories import Factory
 from tests.graphql import GraphQLClient
+from tests.pg_session import session_state_left
 
 BACKENDS = [b.strip() for b in os.environ.get("INTERLUDE_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
 POSTGRES = os.environ.get("INTERLUDE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -99,6 +101,9 @@ async def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 @pytest_asyncio.fixture
 async def db(database: Database) -> AsyncIterator[Database]:
     yield database
+    if database.backend == "postgres":
+        # Pooled connections go back without a reset statement (api/db.py): nothing may stay on them.
+        assert await session_state_left(connections.get("default")._pool) == []
     await truncate_all_models()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -30,9 +31,16 @@ from strawberry.types.base import (
 from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.unset import UNSET
 
-# How a field's value becomes the Python value: as it is, as a copied list, or through Strawberry.
-AS_IS, LIST_COPY, STRAWBERRY = "as is", "list copy", "strawberry"
-# Plans kept per schema configuration (the names and scalars a plan was made with); tests build many schemas.
+
+class Kind(Enum):
+    """How a field's value becomes the Python value."""
+
+    AS_IS = "as is"
+    LIST_COPY = "a copied list"
+    STRAWBERRY = "through Strawberry"
+
+
+# Plans kept per schema (the name converter and scalar registry a plan was made with); tests build many schemas.
 KEPT_PLANS = 16
 
 
@@ -40,7 +48,7 @@ KEPT_PLANS = 16
 class FieldPlan:
     graphql_name: str
     python_name: str
-    kind: str
+    kind: Kind
     type: StrawberryType | type
 
 
@@ -56,8 +64,8 @@ class PlannedInput:
 
     def __init__(self, definition: StrawberryObjectDefinition) -> None:
         self.definition = definition
-        # By id of the configuration, with the configuration itself kept alive so that its id is not reused.
-        self._plans: dict[int, tuple[object, Plan]] = {}
+        # By the ids of the configuration and the scalar registry, both kept alive so that their ids are not reused.
+        self._plans: dict[tuple[int, int], tuple[object, object, Plan]] = {}
 
     def __call__(self, cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
         plan = self._plan(context)
@@ -66,18 +74,19 @@ class PlannedInput:
             if field.graphql_name not in value:
                 continue
             item = value[field.graphql_name]
-            if field.kind is AS_IS or item is None or item is UNSET:
+            if field.kind is Kind.AS_IS or item is None or item is UNSET:
                 kwargs[field.python_name] = item
-            elif field.kind is LIST_COPY:
+            elif field.kind is Kind.LIST_COPY:
                 kwargs[field.python_name] = list(item)
             else:
                 kwargs[field.python_name] = context.convert(item, field.type, field.graphql_name)
         return cls(**kwargs)
 
     def _plan(self, context: InputContext) -> Plan:
-        known = self._plans.get(id(context.config))
-        if known is not None and known[0] is context.config:
-            return known[1]
+        key = (id(context.config), id(context.scalar_registry))
+        known = self._plans.get(key)
+        if known is not None and known[0] is context.config and known[1] is context.scalar_registry:
+            return known[2]
         definition = self.definition
         fields = tuple(
             FieldPlan(
@@ -97,20 +106,20 @@ class PlannedInput:
         plan = Plan(implicit=implicit, fields=fields)
         if len(self._plans) >= KEPT_PLANS:
             self._plans.clear()
-        self._plans[id(context.config)] = (context.config, plan)
+        self._plans[key] = (context.config, context.scalar_registry, plan)
         return plan
 
 
-def _kind(type_: StrawberryType | type, context: InputContext) -> str:
+def _kind(type_: StrawberryType | type, context: InputContext) -> Kind:
     if isinstance(type_, StrawberryOptional):
         type_ = type_.of_type
     if _leaf(type_, context):
-        return AS_IS
+        return Kind.AS_IS
     if isinstance(type_, StrawberryList):
         item = type_.of_type.of_type if isinstance(type_.of_type, StrawberryOptional) else type_.of_type
         if _leaf(item, context):
-            return LIST_COPY
-    return STRAWBERRY
+            return Kind.LIST_COPY
+    return Kind.STRAWBERRY
 
 
 def _leaf(type_: StrawberryType | type, context: InputContext) -> bool:
@@ -126,7 +135,11 @@ def _leaf(type_: StrawberryType | type, context: InputContext) -> bool:
 
 def install(schema: strawberry.Schema) -> None:
     """Gives every input type of the schema a planned `from_input`, unless it has a hook of its own or a `Maybe`
-    field (Strawberry leaves a null sent for one to the hook to refuse)."""
+    field (Strawberry leaves a null sent for one to the hook to refuse).
+
+    The hook is set on the type's definition, which belongs to the class, not to the schema: every schema built from
+    the same classes, before or after, uses it too. That is why a plan is kept per configuration and scalar
+    registry, and why the hook does exactly what Strawberry's conversion would for any schema."""
     for concrete in schema.schema_converter.type_map.values():
         definition = concrete.definition
         if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:

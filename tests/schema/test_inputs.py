@@ -3,6 +3,8 @@ conversion does: with every field sent, with only the required ones, and with nu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -17,7 +19,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLScalarType,
 )
-from strawberry.types.arguments import convert_argument
+from strawberry.types.arguments import InputContext, convert_argument
 from strawberry.types.base import StrawberryObjectDefinition
 
 from schema import build_schema
@@ -85,17 +87,28 @@ def test_an_input_is_built_as_strawberry_builds_it(
     value = sample(GraphQLNonNull(graphql_type), mode)
     registry = SCHEMA.schema_converter.scalar_registry
     planned = convert_argument(value, definition.origin, registry, SCHEMA.config)
-    hook, definition.from_input = definition.from_input, None
-    try:
+    with _strawberrys_own_conversion():
         expected = convert_argument(value, definition.origin, registry, SCHEMA.config)
-    finally:
-        definition.from_input = hook
     assert planned == expected
     assert type(planned) is type(expected)
     # Lists are copies, never the value graphql-core handed over (it shares defaults between requests).
     for field_value in vars(planned).values():
         if isinstance(field_value, list):
             assert all(field_value is not v for v in value.values())
+
+
+@contextmanager
+def _strawberrys_own_conversion() -> Iterator[None]:
+    """Every planned hook taken off, nested input types' included, and put back."""
+    planned = [d for d, _ in INPUTS if isinstance(d.from_input, PlannedInput)]
+    hooks = [d.from_input for d in planned]
+    for definition in planned:
+        definition.from_input = None
+    try:
+        yield
+    finally:
+        for definition, hook in zip(planned, hooks, strict=True):
+            definition.from_input = hook
 
 
 @strawberry.input
@@ -114,3 +127,19 @@ def test_an_input_with_a_maybe_field_keeps_strawberrys_conversion() -> None:
     """Strawberry leaves a null sent for a `Maybe` field to a type's own hook to refuse: such a type keeps none."""
     install(strawberry.Schema(query=MaybeQuery))
     assert WithMaybe.__strawberry_definition__.from_input is None  # type: ignore[attr-defined]
+
+
+def test_a_plan_is_made_per_configuration_and_scalar_registry() -> None:
+    """A hook belongs to the type, shared by every schema built from it: a plan made with one schema's scalars is
+    never used with another's, even under the same configuration."""
+    definition, _ = INPUTS[0]
+    hook = definition.from_input
+    assert isinstance(hook, PlannedInput)
+    registry = SCHEMA.schema_converter.scalar_registry
+
+    def context(scalars: Any) -> InputContext:
+        return InputContext(info=None, config=SCHEMA.config, scalar_registry=scalars, path=())
+
+    first = hook._plan(context(registry))
+    assert hook._plan(context(registry)) is first
+    assert hook._plan(context(dict(registry))) is not first

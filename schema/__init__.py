@@ -17,7 +17,7 @@ from schema.account.operations import AccountMutation, AccountQuery
 from schema.alert.operations import AlertMutation, AlertQuery
 from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
-from schema.combined import Combined
+from schema.combined import combined
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.errors import ErrorPolicy
 from schema.execution import PlainLeafExecutionContext
@@ -128,7 +128,7 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
     if production:
         parts.append(DisableIntrospection)
     # One extension running them all, in this order (schema/combined.py).
-    extensions = [lambda: Combined(parts)]
+    extensions = [combined(parts)]
     schema = InterludeSchema(
         query=Query,
         mutation=Mutation,

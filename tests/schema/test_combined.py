@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from typing import cast
 
 import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from schema.combined import Combined
+from schema.combined import Combined, combined
 
 LOG: list[str] = []
 
@@ -62,32 +62,33 @@ async def logs(schema: strawberry.Schema, document: str) -> list[str]:
 async def test_the_hooks_run_in_the_order_strawberry_runs_separate_extensions() -> None:
     parts = [recording("a"), ParseOnly, recording("b")]
     separate = strawberry.Schema(query=Query, extensions=parts)
-    combined = strawberry.Schema(query=Query, extensions=[lambda: Combined(parts)])
+    together = strawberry.Schema(query=Query, extensions=[combined(parts)])
     for document in ("{ ok }", "{ failing }", "{ unknown }", "{"):
         expected = await logs(separate, document)
         assert expected
-        assert await logs(combined, document) == expected
+        assert await logs(together, document) == expected
 
 
 async def test_each_request_gets_new_parts() -> None:
-    seen: list[int] = []
+    seen: list[SchemaExtension] = []  # the parts themselves, so that an id is not reused
 
     class Remembering(SchemaExtension):
         def on_execute(self) -> Iterator[None]:
-            seen.append(id(self))
+            seen.append(self)
             yield
 
-    schema = strawberry.Schema(query=Query, extensions=[lambda: Combined([Remembering])])
+    schema = strawberry.Schema(query=Query, extensions=[combined([Remembering])])
     first, second = await schema.execute("{ ok }"), await schema.execute("{ ok }")
     assert first.data == second.data == {"ok": 1}
-    assert len(set(seen)) == 2
+    assert len(seen) == 2
+    assert seen[0] is not seen[1]
 
 
 def test_an_exception_inside_closes_the_started_hooks_without_running_their_rest() -> None:
-    combined = Combined([recording("a"), recording("b")])
-    combined.execution_context = None  # type: ignore[assignment]
+    extension = Combined([recording("a"), recording("b")])
+    extension.execution_context = None  # type: ignore[assignment]
     LOG.clear()
-    hook = cast("Generator[None, None, None]", combined.on_operation())
+    hook = cast("Generator[None, None, None]", extension.on_operation())
     next(hook)
     with pytest.raises(RuntimeError, match="boom"):
         hook.throw(RuntimeError("boom"))
@@ -99,7 +100,64 @@ def test_a_hook_that_is_not_a_generator_cannot_run_combined() -> None:
         def on_execute(self) -> None:  # type: ignore[override]
             return None
 
-    combined = Combined([Plain])
-    combined.execution_context = None  # type: ignore[assignment]
     with pytest.raises(TypeError, match="must be a generator"):
-        next(combined.on_execute())
+        combined([Plain])
+
+
+class RefusingBeforeExecution(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        LOG.append("refusing execute before")
+        if LOG:  # always: a generator whose code before its yield raises
+            raise RuntimeError("refused")
+        yield
+
+
+async def test_a_hook_that_raises_before_its_yield_ends_as_with_separate_extensions() -> None:
+    parts = [recording("a"), RefusingBeforeExecution, recording("b")]
+    separate = strawberry.Schema(query=Query, extensions=parts)
+    together = strawberry.Schema(query=Query, extensions=[combined(parts)])
+    outcomes = []
+    for schema in (separate, together):
+        LOG.clear()
+        result = await schema.execute("{ ok }")
+        outcomes.append((result.data, [e.message for e in result.errors or []], list(LOG)))
+    assert outcomes[0] == outcomes[1]
+    data, errors, log = outcomes[0]
+    assert (data, errors) == (None, ["refused"])
+    assert "refusing execute before" in log
+    assert "b execute before" not in log
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def count(self) -> AsyncGenerator[int, None]:
+        for n in (1, 2):
+            yield n
+
+
+class StreamRecording(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        LOG.append("operation before")
+        yield
+        LOG.append("operation after")
+
+    def on_stream_result(self, result: strawberry.types.StreamExecutionResult) -> Iterator[None]:
+        LOG.append(f"result before {getattr(result, 'data', None)}")
+        yield
+        LOG.append("result after")
+
+
+async def test_a_subscriptions_results_pass_the_hooks_as_with_separate_extensions() -> None:
+    outcomes = []
+    parts: list[Callable[[], SchemaExtension]] = [StreamRecording, recording("a")]
+    for extensions in (parts, [combined(parts)]):
+        schema = strawberry.Schema(query=Query, subscription=Subscription, extensions=extensions)
+        LOG.clear()
+        stream = await schema.subscribe("subscription { count }")
+        assert not isinstance(stream, strawberry.types.ExecutionResult)
+        data = [getattr(result, "data", None) async for result in stream]
+        assert data == [{"count": 1}, {"count": 2}]
+        outcomes.append(list(LOG))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0].count("result after") == 2

@@ -26,12 +26,17 @@ from types import GeneratorType
 from typing import Any, cast
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
+    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -42,9 +47,10 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 _MISSING = object()
 # GraphQL's Int is 32 bits: graphql-core refuses a larger value.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-# Built-in scalars (graphql-core's own, by name: a schema cannot redefine them) whose coercion returns a value of
-# this Python type as it is: `serialize_string`, `serialize_id`, `serialize_boolean`, `serialize_int` (in range).
-_UNCHANGED: dict[str, type] = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+# graphql-core's built-in scalars whose coercion returns a value of this Python type as it is: `serialize_string`,
+# `serialize_id`, `serialize_boolean`, `serialize_int` (in range). By the type objects themselves, which a schema
+# uses for these names (Strawberry's included): another scalar of the same name would not be found here.
+_UNCHANGED: dict[GraphQLNamedType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
 Coerce = Callable[[Any], Any]
 
 
@@ -64,17 +70,14 @@ class PlainLeaf:
 
     def answer(self, source: Any) -> Any:
         """The completed value, or `_MISSING` to let graphql-core answer (and report any error) itself."""
-        value: Any
-        try:
-            value = getattr(source, self.attribute, _MISSING)
-        except Exception:  # a property or __getattr__ that raises: graphql-core reports it at the field's own path
-            value = _MISSING
+        value = _read(source, self.attribute)
         if value is None:
             return None if self.nullable else _MISSING
         kind = type(value)
         if kind is self.unchanged and (kind is not int or _INT_MIN <= value <= _INT_MAX):
             return value
-        if value is _MISSING or isinstance(value, Exception):
+        # An exception or an awaitable standing as the value: graphql-core reports or awaits it.
+        if value is _MISSING or not _is_settled(value):
             return _MISSING
         try:
             if not self.is_list:
@@ -95,6 +98,8 @@ class PlainLeaf:
                     return _MISSING
                 out.append(None)
                 continue
+            if not _is_settled(item):
+                return _MISSING
             coerced = coerce(item)
             if coerced is None or coerced is Undefined:
                 return _MISSING
@@ -118,10 +123,10 @@ class PlainObject:
         """Whether the value completes without an error of this field's own (those graphql-core reports): an
         object, or a list of objects (nulls where items may be null), none an exception or an awaitable."""
         if not self.is_list:
-            return _is_object(value)
+            return _is_settled(value)
         if not isinstance(value, list | tuple):
             return False
-        return all((v is None and self.item_nullable) or (v is not None and _is_object(v)) for v in value)
+        return all((v is None and self.item_nullable) or (v is not None and _is_settled(v)) for v in value)
 
 
 Plain = PlainLeaf | PlainObject
@@ -135,22 +140,23 @@ def _read(source: Any, attribute: str) -> Any:
         return _MISSING
 
 
-def _is_object(value: Any) -> bool:
+def _is_settled(value: Any) -> bool:
+    """Neither an exception nor an awaitable: a value graphql-core would complete as it is."""
     kind = type(value)
-    if kind in _OBJECT_TYPES:
+    if kind in _SETTLED_TYPES:
         return True
     if isinstance(value, Exception) or isawaitable(value):
         return False
     # Whether a value can be awaited depends on its type alone, but for generator-based coroutines.
-    if kind is not GeneratorType and len(_OBJECT_TYPES) < _KNOWN_OBJECT_TYPES:
-        _OBJECT_TYPES.add(kind)
+    if kind is not GeneratorType and len(_SETTLED_TYPES) < _KNOWN_SETTLED_TYPES:
+        _SETTLED_TYPES.add(kind)
     return True
 
 
-# Types whose values are objects graphql-core may complete (neither exceptions nor awaitables): the schema's
-# types, in practice. Bounded all the same.
-_OBJECT_TYPES: set[type] = set()
-_KNOWN_OBJECT_TYPES = 1024
+# Types whose values are settled: the schema's types and the leaves' Python types, in practice. Bounded, and held
+# strongly: a type that is gone (a test's) costs one slot, never a wrong answer, as its id is not reused while held.
+_SETTLED_TYPES: set[type] = set()
+_KNOWN_SETTLED_TYPES = 1024
 
 
 # How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
@@ -176,7 +182,7 @@ def _answer(plan: Plan, source: Any) -> Any:
             elif field.is_list:
                 value = _answer_items(field, sub_plan, value)
             else:
-                value = _answer(sub_plan, value) if _is_object(value) else _MISSING
+                value = _answer(sub_plan, value) if _is_settled(value) else _MISSING
         else:
             return _MISSING
         if value is _MISSING:
@@ -195,7 +201,7 @@ def _answer_items(plain: PlainObject, plan: Plan, values: Any) -> Any:
                 return _MISSING
             items.append(None)
             continue
-        done = _answer(plan, item) if _is_object(item) else _MISSING
+        done = _answer(plan, item) if _is_settled(item) else _MISSING
         if done is _MISSING:
             return _MISSING
         items.append(done)
@@ -242,7 +248,7 @@ def _plain_object(attribute: str, field: GraphQLField) -> PlainObject | None:
 def _plain_leaf(attribute: str, field: GraphQLField) -> PlainLeaf | None:
     nullable, inner = _unwrap(field.type)
     if is_leaf_type(inner):
-        return PlainLeaf(attribute, inner.coerce_output_value, nullable, unchanged=_UNCHANGED.get(inner.name))
+        return PlainLeaf(attribute, inner.coerce_output_value, nullable, unchanged=_UNCHANGED.get(inner))
     if isinstance(inner, GraphQLList):
         item_nullable, item = _unwrap(inner.of_type)
         if is_leaf_type(item):
@@ -271,13 +277,15 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._shortcut = manager is None or getattr(manager, "_middleware_resolvers", None) is None
         # Per selection (graphql-core keeps each alive for the request, so its id is not reused): its plan, or None
         # when it selects anything but plain fields.
-        self._leaf_selections: dict[int, tuple[GroupedFieldSet, Plan | None]] = {}
+        self._plans: dict[int, tuple[GroupedFieldSet, Plan | None]] = {}
 
-    def build_per_event_executor(self, payload: Any) -> Any:
-        """A subscription's copy per event: with a table of selections of its own, or the shared one would grow for
-        as long as the subscription lives (each event collects its selections anew)."""
+    def build_per_event_executor(self, payload: Any) -> PlainLeafExecutionContext:
+        """A subscription's copy per event: with tables of selections of its own, this one's and graphql-core's
+        memo of sub-selections, which the copy would otherwise share and grow for as long as the subscription lives
+        (each event collects its selections anew, as new lists)."""
         executor = cast("PlainLeafExecutionContext", super().build_per_event_executor(payload))
-        executor._leaf_selections = {}
+        executor._plans = {}
+        executor._relevant_sub_fields = {}
         return executor
 
     @classmethod
@@ -303,7 +311,7 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
 
     def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan | None:
-        known = self._leaf_selections.get(id(grouped_field_set))
+        known = self._plans.get(id(grouped_field_set))
         if known is not None and known[0] is grouped_field_set:
             return known[1]
         steps: list[Step] = []
@@ -322,7 +330,7 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 break
             steps.append((response_name, None, plain, sub_plan))
         found = tuple(steps) or None
-        self._leaf_selections[id(grouped_field_set)] = (grouped_field_set, found)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, found)
         return found
 
     def execute_field(

@@ -14,6 +14,7 @@ from graphql import parse
 from graphql.execution.executor import Executor
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission
+from strawberry.scalars import JSON
 from strawberry.types import ExecutionResult, Info
 
 from schema import build_schema
@@ -35,6 +36,8 @@ class Leaf:
     colours: list[Colour]
     loose: list[int | None]
     at: datetime
+    extra: JSON | None = None
+    extras: list[JSON] | None = None
 
     @strawberry.field
     def computed(self) -> int:
@@ -205,6 +208,34 @@ async def test_values_a_scalar_coerces_are_answered_as_graphql_core_answers_them
     )
 
 
+class Later:
+    """An awaitable standing as a value, which can be awaited again (each schema of a comparison awaits it)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self._value().__await__()
+
+    async def _value(self) -> object:
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        holder(leaf(1, extra=Later({"a": 1}))),
+        holder(leaf(1, extras=[{"b": 2}, Later({"c": 3})])),
+        holder(leaf(1, label=Later("later label"))),
+    ],
+)
+async def test_an_awaitable_leaf_value_is_awaited_as_graphql_core_awaits_it(root: Holder) -> None:
+    """A scalar whose coercion takes anything (JSON) must not answer the awaitable itself."""
+    expected, actual = await both("{ holder { first { extra extras label } } }", root)
+    assert not expected.errors
+    same(expected, actual)
+
+
 async def test_a_selection_of_plain_fields_only_is_answered_in_one_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """graphql-core collects and executes the holder's selection once, after its root field's resolver: the edges,
     their nodes and every leaf are then answered by the plan, not collected and executed object by object."""
@@ -330,8 +361,12 @@ def test_each_subscription_event_has_a_table_of_selections_of_its_own() -> None:
     context_class = PlainLeafExecutionContext.for_schema(build_schema()._schema)
     executor = context_class.build(build_schema()._schema, parse("subscription { alertRaised { id } }"))
     assert isinstance(executor, PlainLeafExecutionContext)
-    executor._leaf_selections[1] = ({}, None)
+    executor._plans[1] = ({}, None)
+    memo = executor._relevant_sub_fields
     event = executor.build_per_event_executor(object())
     assert isinstance(event, PlainLeafExecutionContext)
-    assert event._leaf_selections == {}
-    assert executor._leaf_selections == {1: ({}, None)}
+    assert event._plans == {}
+    assert executor._plans == {1: ({}, None)}
+    # graphql-core's memo of sub-selections too: an event's new lists would otherwise pile up in the shared one.
+    assert event._relevant_sub_fields is not memo
+    assert event._relevant_sub_fields == {}

@@ -130,19 +130,23 @@ def measure(
     for (the default page when absent), any other list of objects its `LIST_WEIGHTS` times. Fragments count where
     they are spread; introspection is not measured."""
     values = {**_defaults(operation), **variables}
-    known = _measured(schema, document).get(id(operation))
+    operations = _measured(schema, document)
+    known = operations.get(id(operation))
     if known is not None and known.operation is operation:
-        size = known.sizes.get(tuple(_page_size(values.get(name)) for name in known.variables))
+        page_sizes = known.page_sizes(values)
+        size = known.sizes.get(page_sizes)
         if size is not None:
             return size
+    else:
+        known = None
     measuring = _Measure(schema, document, values)
     size = measuring.selections(operation.selection_set, schema.get_root_type(operation.operation))
-    if known is None or known.operation is not operation:
-        known = _Sizes(operation, tuple(sorted(measuring.read)))
-        _measured(schema, document)[id(operation)] = known
+    if known is None:
+        known = operations[id(operation)] = _Sizes(operation, tuple(sorted(measuring.read)))
+        page_sizes = known.page_sizes(values)
     if len(known.sizes) >= SIZES_PER_OPERATION:
         known.sizes.clear()
-    known.sizes[tuple(_page_size(values.get(name)) for name in known.variables)] = size
+    known.sizes[page_sizes] = size
     return size
 
 
@@ -158,6 +162,9 @@ class _Sizes:
     # The variables the measure read, in order: the key of `sizes` is their page sizes.
     variables: tuple[str, ...]
     sizes: dict[tuple[int, ...], Size] = field(default_factory=dict)
+
+    def page_sizes(self, values: Mapping[str, object]) -> tuple[int, ...]:
+        return tuple(_page_size(values.get(name)) for name in self.variables)
 
 
 @dataclass

@@ -88,23 +88,13 @@ class PlainLeaf:
             return _MISSING
 
     def _items(self, values: Any) -> Any:
-        if not isinstance(values, list | tuple):
+        return _each(values, self.item_nullable, self._item)
+
+    def _item(self, item: Any) -> Any:
+        if not _is_settled(item):
             return _MISSING
-        coerce = self.coerce
-        out: list[Any] = []
-        for item in values:
-            if item is None:
-                if not self.item_nullable:
-                    return _MISSING
-                out.append(None)
-                continue
-            if not _is_settled(item):
-                return _MISSING
-            coerced = coerce(item)
-            if coerced is None or coerced is Undefined:
-                return _MISSING
-            out.append(coerced)
-        return out
+        coerced = self.coerce(item)
+        return _MISSING if coerced is None or coerced is Undefined else coerced
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,20 +182,26 @@ def _answer(plan: Plan, source: Any) -> Any:
 
 
 def _answer_items(plain: PlainObject, plan: Plan, values: Any) -> Any:
+    return _each(values, plain.item_nullable, lambda item: _answer(plan, item) if _is_settled(item) else _MISSING)
+
+
+def _each(values: Any, item_nullable: bool, answer: Callable[[Any], Any]) -> Any:
+    """Each item of a list answered, a null kept where items may be null; `_MISSING` when the value is not a list or
+    any item needs graphql-core's judgement."""
     if not isinstance(values, list | tuple):
         return _MISSING
-    items: list[Any] = []
+    out: list[Any] = []
     for item in values:
         if item is None:
-            if not plain.item_nullable:
+            if not item_nullable:
                 return _MISSING
-            items.append(None)
+            out.append(None)
             continue
-        done = _answer(plan, item) if _is_settled(item) else _MISSING
+        done = answer(item)
         if done is _MISSING:
             return _MISSING
-        items.append(done)
-    return items
+        out.append(done)
+    return out
 
 
 def plain_fields(schema: GraphQLSchema) -> dict[tuple[str, str], Plain]:

@@ -8,8 +8,8 @@ extension, no permission, no argument) whose type is a scalar or enum, or a list
 read and coerced here directly, with the type's own `coerce_output_value`, exactly as graphql-core would. A plain
 field whose value is an object of a type without `is_type_of` (an edge's `node`), or a list of them (`edges`), runs
 its sub-selection directly on the value. A selection made only of plain fields, however deep (a diary page: its
-edges, their cursors and nodes, the nodes' values, its pageInfo), is answered in one walk of a plan made once per
-selection and request.
+edges, their cursors and nodes, the nodes' values, its pageInfo), is answered by one function compiled from its plan
+(the fields selected, under their response names), kept per schema for the next request that selects the same.
 
 Anything unusual goes back to graphql-core's own path, which then produces its usual value or error: a null in a
 non-null position, a value the scalar refuses, an attribute that is missing or raises, an exception or an awaitable
@@ -19,11 +19,13 @@ unchanged; only the common case is fast.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from inspect import isawaitable
+from keyword import iskeyword
 from types import GeneratorType
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from graphql import (
     GraphQLBoolean,
@@ -35,6 +37,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfoHelpers,
     GraphQLSchema,
     GraphQLString,
     is_leaf_type,
@@ -52,9 +55,12 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 # uses for these names (Strawberry's included): another scalar of the same name would not be found here.
 _UNCHANGED: dict[GraphQLNamedType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
 Coerce = Callable[[Any], Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+# By identity (eq=False): each is made once per schema and field, and a plan's key hashes them for every request.
+@dataclass(frozen=True, slots=True, eq=False)
 class PlainLeaf:
     """How to answer one plain leaf field: the attribute it reads and how its value is coerced."""
 
@@ -70,7 +76,10 @@ class PlainLeaf:
 
     def answer(self, source: Any) -> Any:
         """The completed value, or `_MISSING` to let graphql-core answer (and report any error) itself."""
-        value = _read(source, self.attribute)
+        return self.finish(_read(source, self.attribute))
+
+    def finish(self, value: Any) -> Any:
+        """`answer` of the value read (`_MISSING` when reading failed)."""
         if value is None:
             return None if self.nullable else _MISSING
         kind = type(value)
@@ -97,7 +106,7 @@ class PlainLeaf:
         return _MISSING if coerced is None or coerced is Undefined else coerced
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PlainObject:
     """A plain field whose value is an object (`Edge.node`) or a list of objects (`Connection.edges`), of a type
     without `is_type_of` (no interfaces): its sub-selection runs directly on the attribute's value."""
@@ -150,39 +159,86 @@ _KNOWN_SETTLED_TYPES = 1024
 
 
 # How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
-# plan of its own selection.
-Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Plan | None"]
+# answer of its own selection. A plan is compiled once into a function (`_compile`) and kept per schema.
+Answer = Callable[[Any], Any]
+Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Answer | None"]
 Plan = tuple[Step, ...]
+# Compiled plans kept per schema: one per distinct selection of plain fields the clients send.
+COMPILED_PLANS = 512
 
 
-def _answer(plan: Plan, source: Any) -> Any:
-    """The selection's completed value, or `_MISSING` as soon as any value needs graphql-core's judgement (then
-    graphql-core answers the whole object again: plain fields only read attributes, so nothing runs twice)."""
-    results: dict[str, Any] = {}
-    for response_name, leaf, field, sub_plan in plan:
+def _compile(plan: Plan) -> Answer:
+    """The plan as one Python function of its source: the selection's completed value, or `_MISSING` as soon as any
+    value needs graphql-core's judgement (then graphql-core answers the whole object again: plain fields only read
+    attributes, so nothing runs twice).
+
+    Each attribute is read once, inline; a leaf whose value is already of the Python type its coercion returns
+    unchanged (`PlainLeaf.unchanged`) is taken as it is, any other goes through `PlainLeaf.finish`, and an object
+    field through its own compiled selection. The text is made only of the schema's attribute names and the
+    document's response names, both GraphQL or Python names, quoted with `repr`; every value is a parameter.
+    """
+    scope: dict[str, Any] = {
+        "_MISSING": _MISSING,
+        "_SETTLED_TYPES": _SETTLED_TYPES,
+        "_is_settled": _is_settled,
+        "_each": _each,
+        "_INT_MIN": _INT_MIN,
+        "_INT_MAX": _INT_MAX,
+    }
+    lines = [
+        "def answer(source):",
+        "    if type(source) not in _SETTLED_TYPES and not _is_settled(source):",
+        "        return _MISSING",
+    ]
+    for i, (_, leaf, field, sub) in enumerate(plan):
         if leaf is not None:
-            value = leaf.answer(source)
-        elif field is not None and sub_plan is not None:
-            value = _read(source, field.attribute)
-            if value is None:
-                if not field.nullable:
-                    return _MISSING
-            elif value is _MISSING:
-                return _MISSING
-            elif field.is_list:
-                value = _answer_items(field, sub_plan, value)
-            else:
-                value = _answer(sub_plan, value) if _is_settled(value) else _MISSING
-        else:
-            return _MISSING
-        if value is _MISSING:
-            return _MISSING
-        results[response_name] = value
-    return results
+            lines += _leaf_lines(i, leaf, scope)
+        elif field is not None and sub is not None:
+            lines += _object_lines(i, field, sub, scope)
+    lines.append("    return {" + ", ".join(f"{name!r}: v{i}" for i, (name, *_) in enumerate(plan)) + "}")
+    exec("\n".join(lines), scope)  # noqa: S102 -- names only, quoted; see the docstring
+    return cast("Answer", scope["answer"])
 
 
-def _answer_items(plain: PlainObject, plan: Plan, values: Any) -> Any:
-    return _each(values, plain.item_nullable, lambda item: _answer(plan, item) if _is_settled(item) else _MISSING)
+def _leaf_lines(i: int, leaf: PlainLeaf, scope: dict[str, Any]) -> list[str]:
+    scope[f"leaf{i}"] = leaf
+    lines = _read_lines(i, leaf.attribute)
+    indent = "    "
+    if leaf.unchanged is not None:
+        scope[f"kind{i}"] = leaf.unchanged
+        in_range = f" or not _INT_MIN <= v{i} <= _INT_MAX" if leaf.unchanged is int else ""
+        lines.append(f"    if type(v{i}) is not kind{i}{in_range}:")
+        indent = "        "
+    return [
+        *lines,
+        f"{indent}v{i} = leaf{i}.finish(v{i})",
+        f"{indent}if v{i} is _MISSING:",
+        f"{indent}    return _MISSING",
+    ]
+
+
+def _object_lines(i: int, field: PlainObject, sub: Answer, scope: dict[str, Any]) -> list[str]:
+    scope[f"sub{i}"] = sub
+    done = f"_each(v{i}, {field.item_nullable!r}, sub{i})" if field.is_list else f"sub{i}(v{i})"
+    return [
+        *_read_lines(i, field.attribute),
+        f"    if v{i} is None:",
+        "        pass" if field.nullable else "        return _MISSING",
+        "    else:",
+        f"        v{i} = {done}",
+        f"        if v{i} is _MISSING:",
+        "            return _MISSING",
+    ]
+
+
+def _read_lines(i: int, attribute: str) -> list[str]:
+    """The attribute into `v<i>`; the answer is `_MISSING` if reading it fails in any way (see `_read`)."""
+    read = (
+        f"source.{attribute}"
+        if attribute.isidentifier() and not iskeyword(attribute)
+        else f"getattr(source, {attribute!r})"
+    )
+    return ["    try:", f"        v{i} = {read}", "    except Exception:", "        return _MISSING"]
 
 
 def _each(values: Any, item_nullable: bool, answer: Callable[[Any], Any]) -> Any:
@@ -258,22 +314,43 @@ def _unwrap(type_: GraphQLOutputType) -> tuple[bool, GraphQLOutputType]:
     return True, type_
 
 
+def _weakly(method: Callable[P, R]) -> Callable[P, R]:
+    """The method, called through a weak reference to its object (which must outlive every call)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = ref()
+        if bound is None:
+            raise RuntimeError("the execution this helper belongs to has ended")
+        return bound(*args, **kwargs)
+
+    return call
+
+
 class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, answering plain fields directly (see the module's docstring).
 
-    `plain` is filled per schema by `for_schema`: a subclass per schema, so that two schemas in one process (tests
-    build several) never share a table."""
+    `plain` and `compiled` are made per schema by `for_schema`: a subclass per schema, so that two schemas in one
+    process (tests build several) never share a table."""
 
     plain: dict[tuple[str, str], Plain] = {}  # noqa: RUF012 -- replaced per schema, never mutated
+    # Each plan's compiled answer, by the plan (its fields by identity, its sub-selections by their answers).
+    compiled: dict[Plan, Answer] = {}  # noqa: RUF012 -- replaced per schema
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         # With schema middleware every field must pass through it: no shortcut at all.
         self._shortcut = manager is None or getattr(manager, "_middleware_resolvers", None) is None
-        # Per selection (graphql-core keeps each alive for the request, so its id is not reused): its plan, or None
-        # when it selects anything but plain fields.
-        self._plans: dict[int, tuple[GroupedFieldSet, Plan | None]] = {}
+        # graphql-core's helpers for resolvers are bound methods of this executor, which keeps them: a reference
+        # cycle that left the executor, and the request's context with it, to the garbage collector after every
+        # request. Held weakly here, they are freed with the request (bench/README.md).
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=_weakly(self.gather_async_work), track=_weakly(self.track_async_work)
+        )
+        # Per selection (graphql-core keeps each alive for the request, so its id is not reused): its compiled plan,
+        # or None when it selects anything but plain fields.
+        self._plans: dict[int, tuple[GroupedFieldSet, Answer | None]] = {}
 
     def build_per_event_executor(self, payload: Any) -> PlainLeafExecutionContext:
         """A subscription's copy per event: with tables of selections of its own, this one's and graphql-core's
@@ -286,7 +363,7 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     @classmethod
     def for_schema(cls, schema: GraphQLSchema) -> type[PlainLeafExecutionContext]:
-        return type(cls.__name__, (cls,), {"plain": plain_fields(schema)})
+        return type(cls.__name__, (cls,), {"plain": plain_fields(schema), "compiled": {}})
 
     def execute_fields(
         self,
@@ -299,14 +376,14 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """An object of which only plain fields are selected, down to its leaves (a diary page: its edges, their
         cursors and nodes, the nodes' values, its pageInfo), in one walk of its plan; any value graphql-core must
         judge sends the whole object back through graphql-core."""
-        plan = self._plan_of(parent_type, grouped_field_set) if self._shortcut and position_context is None else None
-        if plan is not None:
-            results = _answer(plan, source_value)
+        answer = self._plan_of(parent_type, grouped_field_set) if self._shortcut and position_context is None else None
+        if answer is not None:
+            results = answer(source_value)
             if results is not _MISSING:
                 return cast("dict[str, Any]", results)
         return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
 
-    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan | None:
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Answer | None:
         known = self._plans.get(id(grouped_field_set))
         if known is not None and known[0] is grouped_field_set:
             return known[1]
@@ -320,14 +397,22 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 steps = []
                 break
             sub_fields, deferred, _ = self.collect_subfields(plain.object_type, details)
-            sub_plan = None if deferred else self._plan_of(plain.object_type, sub_fields)
-            if sub_plan is None:
+            sub_answer = None if deferred else self._plan_of(plain.object_type, sub_fields)
+            if sub_answer is None:
                 steps = []
                 break
-            steps.append((response_name, None, plain, sub_plan))
-        found = tuple(steps) or None
+            steps.append((response_name, None, plain, sub_answer))
+        found = self._compiled(tuple(steps)) if steps else None
         self._plans[id(grouped_field_set)] = (grouped_field_set, found)
         return found
+
+    def _compiled(self, plan: Plan) -> Answer:
+        answer = self.compiled.get(plan)
+        if answer is None:
+            if len(self.compiled) >= COMPILED_PLANS:
+                self.compiled.clear()
+            answer = self.compiled[plan] = _compile(plan)
+        return answer
 
     def execute_field(
         self,

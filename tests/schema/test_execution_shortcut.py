@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -17,7 +18,7 @@ from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionResult, Info
 
-from schema import build_schema
+from schema import build_schema, execution
 from schema.execution import PlainLeaf, PlainLeafExecutionContext, PlainObject, plain_fields
 
 
@@ -251,6 +252,50 @@ async def test_a_selection_of_plain_fields_only_is_answered_in_one_walk(monkeypa
     result = await fast.execute(f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }}")
     assert not result.errors
     assert objects == ["Holder"]
+
+
+async def test_a_selection_is_compiled_once_and_its_answer_kept_for_later_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[int] = []
+    original = execution._compile
+
+    def counted(plan: execution.Plan) -> execution.Answer:
+        compiled.append(len(plan))
+        return original(plan)
+
+    monkeypatch.setattr(execution, "_compile", counted)
+    _, fast = schemas(GOOD)
+    document = f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }}"
+    first = await fast.execute(document)
+    # Holder's selection, an edge's, a node's, `first`'s: each once, though there are three edges.
+    assert sorted(compiled) == [1, 2, 2, 7]
+    again = await fast.execute(document)
+    assert sorted(compiled) == [1, 2, 2, 7]
+    assert again.data == first.data
+    assert not first.errors
+    # The same fields under other response names are another selection.
+    await fast.execute("{ holder { first { n: number } } }")
+    assert len(compiled) == 6
+
+
+async def test_the_compiled_answers_a_schema_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(execution, "COMPILED_PLANS", 3)
+    plain, fast = schemas(GOOD)
+    context_class = cast("type[PlainLeafExecutionContext]", fast.execution_context_class)
+    for name in ("number", "label", "maybe", "colour", "at"):
+        document = f"{{ holder {{ first {{ {name} }} edges {{ cursor }} }} }}"
+        same(await plain.execute(document), await fast.execute(document))
+        assert 0 < len(context_class.compiled) <= 3
+
+
+def test_an_attribute_that_is_not_a_python_name_is_read_all_the_same() -> None:
+    """Strawberry's attributes are Python names, but a plan does not rely on it: any other is read with getattr."""
+    for attribute in ("class", "with-dash"):
+        plain = PlainLeaf(attribute, str, nullable=False, unchanged=str)
+        answer = execution._compile((("value", plain, None, None),))
+        assert answer(SimpleNamespace(**{attribute: "read"})) == {"value": "read"}
+        assert answer(SimpleNamespace()) is execution._MISSING
 
 
 async def test_a_missing_attribute_is_reported_as_graphql_core_reports_it() -> None:

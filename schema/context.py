@@ -35,10 +35,14 @@ class Context:
     # The app's clock, for work that outlives the request's `now`: the operations of a websocket connection and
     # each delivery of a subscription (`for_operation`, `renew`).
     clock: Callable[[], datetime] | None = None
-    loaders: Loaders = field(init=False)
+    # Made at the first use: most operations load nothing through them.
+    _loaders: Loaders | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self)
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self)
+        return self._loaders
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -56,7 +60,7 @@ class Context:
         request, with the operation's own time, audit bookkeeping and DataLoaders. Shared by the connection's
         operations, a context would date every one of them at connection time and audit a patient once per
         connection instead of once per operation."""
-        context = replace(self)  # `__post_init__` gives the copy its own loaders
+        context = replace(self)  # without this one's loaders: the copy makes its own
         context.renew()
         return context
 
@@ -67,7 +71,7 @@ class Context:
         self.meta = RequestMeta(request_id=self.meta.request_id, ip=self.meta.ip, operation=self.meta.operation)
         if self.actor is not None:
             self.actor = replace(self.actor, meta=self.meta)
-        self.loaders = Loaders(self)
+        self._loaders = None
 
 
 Info = StrawberryInfo[Context, None]

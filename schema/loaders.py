@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
@@ -20,35 +21,41 @@ V = TypeVar("V")
 
 
 def _by_key(
-    fetch: Callable[[list[UUID]], Awaitable[dict[UUID, V]]],
+    owner: weakref.ref[Context], fetch: Callable[[Context, list[UUID]], Awaitable[dict[UUID, V]]]
 ) -> Callable[[Sequence[UUID]], Awaitable[list[V | None]]]:
     async def load(keys: Sequence[UUID]) -> list[V | None]:
-        found = await fetch(list(keys))
+        context = owner()
+        if context is None:  # a batch is only ever run within its request
+            raise RuntimeError("the request of this DataLoader has ended")
+        found = await fetch(context, list(keys))
         return [found.get(k) for k in keys]
 
     return load
 
 
 class Loaders:
+    """A request's DataLoaders. They hold their context weakly, and nothing here holds them: when the request ends
+    they are freed with it at once, not left in a reference cycle for the garbage collector (bench/README.md)."""
+
     def __init__(self, context: Context) -> None:
-        self._context = context
-        self.latest_entry: DataLoader[UUID, DiaryEntry | None] = DataLoader(_by_key(self._latest_entries))
-        self.patient_of_account: DataLoader[UUID, Patient | None] = DataLoader(_by_key(self._patients_of_accounts))
-        self.account: DataLoader[UUID, Account | None] = DataLoader(_by_key(self._accounts))
-        self.overview: DataLoader[UUID, Overview | None] = DataLoader(_by_key(self._overviews))
+        owner = weakref.ref(context)
+        self.latest_entry: DataLoader[UUID, DiaryEntry | None] = DataLoader(_by_key(owner, _latest_entries))
+        self.patient_of_account: DataLoader[UUID, Patient | None] = DataLoader(_by_key(owner, _patients_of_accounts))
+        self.account: DataLoader[UUID, Account | None] = DataLoader(_by_key(owner, _accounts))
+        self.overview: DataLoader[UUID, Overview | None] = DataLoader(_by_key(owner, _overviews))
 
-    async def _latest_entries(self, patient_ids: list[UUID]) -> dict[UUID, DiaryEntry]:
-        ctx = self._context
-        return await ctx.services.overview.latest_entries(ctx.require_actor(), patient_ids, now=ctx.now)
 
-    async def _patients_of_accounts(self, account_ids: list[UUID]) -> dict[UUID, Patient]:
-        ctx = self._context
-        return await ctx.services.patients.by_account_ids(ctx.require_actor(), account_ids)
+async def _latest_entries(ctx: Context, patient_ids: list[UUID]) -> dict[UUID, DiaryEntry]:
+    return await ctx.services.overview.latest_entries(ctx.require_actor(), patient_ids, now=ctx.now)
 
-    async def _accounts(self, account_ids: list[UUID]) -> dict[UUID, Account]:
-        ctx = self._context
-        return await ctx.services.accounts.by_ids(ctx.require_actor(), account_ids)
 
-    async def _overviews(self, patient_ids: list[UUID]) -> dict[UUID, Overview]:
-        ctx = self._context
-        return await ctx.services.overview.overviews(ctx.require_actor(), patient_ids, now=ctx.now)
+async def _patients_of_accounts(ctx: Context, account_ids: list[UUID]) -> dict[UUID, Patient]:
+    return await ctx.services.patients.by_account_ids(ctx.require_actor(), account_ids)
+
+
+async def _accounts(ctx: Context, account_ids: list[UUID]) -> dict[UUID, Account]:
+    return await ctx.services.accounts.by_ids(ctx.require_actor(), account_ids)
+
+
+async def _overviews(ctx: Context, patient_ids: list[UUID]) -> dict[UUID, Overview]:
+    return await ctx.services.overview.overviews(ctx.require_actor(), patient_ids, now=ctx.now)

@@ -11,14 +11,18 @@ by default; a year of entries each), Tortoise is opened with a pool of 10 as `in
 logs go to /dev/null at the production level. Each case's request (bench/cases.py: the same documents, variables
 and tokens) is sent straight to the ASGI app built by `create_app` with production settings: no HTTP server, no
 socket. The figure is this process's CPU time (user + system) per request, after a warm-up: the median of five
-blocks of N/5 requests each; PostgreSQL's own time is not in it. The baseline, measured in the same run, is `{ __typename }` as the patient: the fixed cost
-of a request through the app (middlewares, token check, the GraphQL request with an empty execution).
+blocks of N/5 requests each; PostgreSQL's own time is not in it. The baseline, measured in the same run, is
+`{ __typename }` as the patient: the fixed cost of a request through the app (middlewares, token check, the GraphQL
+request with an empty execution).
+
+One request at a time, each statement's round trip leaves the event loop idle, so the figures are about twice the
+server's CPU per request under load, where one wake-up of the loop serves several requests. On a shared machine,
+runs of the same code differ by up to 15%: a change smaller than that needs several runs, or bench/api.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import random
@@ -45,6 +49,8 @@ from bench.postgres import analyze, scratch_database
 BASELINE = "baseline"
 BASELINE_BODY = b'{"query":"{ __typename }"}'
 BLOCKS = 5
+# JSON logs at the production level, as `interlude serve` writes them, to nowhere; open as long as the process.
+DEVNULL = open(os.devnull, "w")  # noqa: SIM115
 
 
 class Driver:
@@ -126,7 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     async with scratch_database() as (_, url):
         await migrations.apply(url)
         settings = settings_of(server_environment(url + POOL))
-        configure_logging(settings.log_level, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
+        configure_logging(settings.log_level, DEVNULL)
         database = Database(url)
         with TortoiseContext() as ctx:
             await ctx.init(config=tortoise_config(url + POOL))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
-from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.extensions import DisableIntrospection, ParserCache
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -19,6 +19,7 @@ from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
 from schema.combined import combined
 from schema.diary.operations import DiaryMutation, DiaryQuery
+from schema.documents import DocumentValidation
 from schema.errors import ErrorPolicy
 from schema.execution import PlainLeafExecutionContext
 from schema.inputs import install as install_planned_inputs
@@ -118,7 +119,7 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
         ErrorPolicy,
         OperationName,
         lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
-        lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        DocumentValidation,
         # After the validation cache, whose result they would otherwise be overwritten by.
         OperationChoice,
         lambda: QueryLimits(limits),

@@ -10,7 +10,6 @@ bounded there too (BAD_USER_INPUT).
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -44,6 +43,7 @@ from api.domain.errors import ErrorCode
 from api.domain.outcome.response import TREND_MEASURES
 from api.domain.paging import DEFAULT_PAGE, MAX_PAGE
 from api.domain.prompt import service as prompts
+from schema.documents import PerDocument
 
 # How many items each list of objects that is not a connection may hold: its selection counts that many times.
 # Lists that grow without bound are connections (design §6); these are capped by their service or a vocabulary, or
@@ -151,8 +151,8 @@ def measure(
 
 
 # An operation's size depends on the document and on the page sizes its variables ask for (`first: $first`) only.
-# Sizes are kept per parsed document, by identity (see `_LONGEST_LITERALS`), and per operation, for each of the page
-# sizes asked for, a few of them.
+# Sizes are kept per parsed document (schema/documents.py), and per operation, for each of the page sizes asked
+# for, a few of them.
 SIZES_PER_OPERATION = 32
 
 
@@ -169,20 +169,17 @@ class _Sizes:
 
 @dataclass
 class _Measured:
-    document: weakref.ref[DocumentNode]
     schema: GraphQLSchema
     operations: dict[int, _Sizes] = field(default_factory=dict)
 
 
-_MEASURED: dict[int, _Measured] = {}
+_MEASURED = PerDocument[_Measured]()
 
 
 def _measured(schema: GraphQLSchema, document: DocumentNode) -> dict[int, _Sizes]:
-    key = id(document)
-    known = _MEASURED.get(key)
-    if known is None or known.document() is not document or known.schema is not schema:
-        known = _Measured(weakref.ref(document, lambda _: _MEASURED.pop(key, None)), schema)
-        _MEASURED[key] = known
+    known = _MEASURED.get(document)
+    if known is None or known.schema is not schema:
+        known = _MEASURED.put(document, _Measured(schema))
     return known.operations
 
 
@@ -273,21 +270,17 @@ def long_list(
     return (None, longest) if longest > MAX_LIST_ITEMS else None
 
 
-# Per parsed document, by identity: the parser cache hands the same tree to every request that sends the same
-# text, and the walk would otherwise repeat for each (bench/README.md). An entry leaves with its document. Not a
-# WeakKeyDictionary: a document's hash walks the whole tree.
-_LONGEST_LITERALS: dict[int, tuple[weakref.ref[DocumentNode], int]] = {}
+# Per parsed document (schema/documents.py): the walk would otherwise repeat for every request sending the text.
+_LONGEST_LITERALS = PerDocument[int]()
 
 
 def _longest_literal(document: DocumentNode) -> int:
-    known = _LONGEST_LITERALS.get(id(document))
-    if known is not None and known[0]() is document:
-        return known[1]
+    known = _LONGEST_LITERALS.get(document)
+    if known is not None:
+        return known
     literals = _LongestLiteral()
     visit(document, literals)
-    key = id(document)
-    _LONGEST_LITERALS[key] = (weakref.ref(document, lambda _: _LONGEST_LITERALS.pop(key, None)), literals.longest)
-    return literals.longest
+    return _LONGEST_LITERALS.put(document, literals.longest)
 
 
 def _long_list(value: object, name: str) -> tuple[str, int] | None:

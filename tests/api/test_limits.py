@@ -31,7 +31,7 @@ from graphql import (
     print_ast,
 )
 from strawberry import Schema
-from strawberry.extensions import ValidationCache
+from strawberry.schema.schema import validate_document
 
 from api import cli
 from api.app import create_app
@@ -40,7 +40,7 @@ from api.domain.paging import DEFAULT_PAGE, MAX_PAGE
 from api.domain.prompt.models import Prompt, PromptStatus
 from api.domain.services import Services
 from api.settings import Settings
-from schema import CACHED_DOCUMENTS, SafeParserCache, build_schema, limits
+from schema import CACHED_DOCUMENTS, SafeParserCache, build_schema, documents, limits
 from schema.context import Context
 from schema.limits import CEILING, LIST_WEIGHTS, MAX_LIST_ITEMS, Limits, Size, long_list, measure, oversized
 from tests.api.support import client_for, codes, post_graphql
@@ -415,7 +415,7 @@ def test_bytes_are_counted_in_utf8_not_characters() -> None:
 
 async def test_a_long_document_over_http_is_refused_before_it_is_parsed(settings: Settings, now: datetime) -> None:
     # A single string literal is one token: the token limit does not stop it, and the parser would read all of it.
-    parsed = _caches()["parser"]
+    parsed = _parser_cache()
     app = create_app(settings, manage_orm=False, clock=lambda: now)
     async with client_for(app) as client:
         before = parsed.cache_info()
@@ -434,7 +434,7 @@ async def test_a_long_document_over_the_websocket_is_refused_before_it_is_parsed
 ) -> None:
     who = await factory.patient(await factory.clinic())
     app = create_app(make_settings(db.url), manage_orm=False, clock=lambda: now)
-    parsed = _caches()["parser"]
+    parsed = _parser_cache()
     async with running(app) as server, websocket(server) as ws:
         assert await ws.init({"authorization": f"Bearer {bearer(app.state.services, who.actor, now)}"}) == {
             "type": "connection_ack"
@@ -757,22 +757,17 @@ class LruCache(Protocol):
     def cache_info(self) -> _CacheInfo: ...
 
 
-def _caches() -> dict[str, LruCache]:
-    """The caches the schema's extensions parse and validate through (module-level, shared by every schema)."""
+def _parser_cache() -> LruCache:
+    """The cache the schema's extensions parse through (module-level, shared by every schema)."""
     # The schema's one extension runs its parts (schema/combined.py).
     extensions = [part for e in SCHEMA.get_extensions() for part in getattr(e, "parts", [e])]
     parser = next(e for e in extensions if isinstance(e, SafeParserCache))
-    validation = next(e for e in extensions if isinstance(e, ValidationCache))
-    # Typed by Strawberry as plain callables; they are `functools.lru_cache` wrappers.
-    return {
-        "parser": cast("LruCache", parser.cached_parse_document),
-        "validation": cast("LruCache", validation.cached_validate_document),
-    }
+    # Typed by Strawberry as a plain callable; it is a `functools.lru_cache` wrapper.
+    return cast("LruCache", parser.cached_parse_document)
 
 
-@pytest.mark.parametrize("cache", ["parser", "validation"])
-async def test_each_cache_is_bounded_and_used(services: Services, now: datetime, cache: str) -> None:
-    used = _caches()[cache]
+async def test_the_parser_cache_is_bounded_and_used(services: Services, now: datetime) -> None:
+    used = _parser_cache()
     assert used.cache_info().maxsize == CACHED_DOCUMENTS
     document = f"{{ a{uuid4().hex}: __typename }}"  # never seen before
     before = used.cache_info()
@@ -780,3 +775,39 @@ async def test_each_cache_is_bounded_and_used(services: Services, now: datetime,
         assert (await run(SCHEMA, services, now, document)).errors == []
     after = used.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+
+
+async def test_a_document_is_validated_once_and_its_errors_kept_with_it(services: Services, now: datetime) -> None:
+    validations: list[int] = []
+    real_validate = validate_document
+
+    def counted(schema: Any, document: Any, rules: Any) -> Any:
+        validations.append(id(document))
+        return real_validate(schema, document, rules)
+
+    invalid = f"{{ a{uuid4().hex}: noSuchField }}"  # never seen before
+    with patch("schema.documents.validate_document", counted):
+        for _ in range(2):
+            assert (await run(SCHEMA, services, now, f"{{ a{uuid4().hex[:8]}x: __typename }}")).errors == []
+        assert len(validations) == 2  # two texts, two documents
+        first = await run(SCHEMA, services, now, invalid)
+        again = await run(SCHEMA, services, now, invalid)
+        assert len(validations) == 3
+    assert again.errors == first.errors
+    assert "noSuchField" in str(first.errors[0]["message"])
+
+
+def test_kept_validations_leave_with_their_documents() -> None:
+    """Bounded by the parser cache: a document no longer held by anyone takes its entry with it."""
+    known = len(documents._VALIDATED)
+    parsed = parse("{ __typename }")
+    rules = tuple(graphql.specified_rules)
+    assert documents.validated(SCHEMA._schema, parsed, rules) == []
+    assert documents.validated(SCHEMA._schema, parsed, rules) == []
+    assert len(documents._VALIDATED) == known + 1
+    # Other rules are another validation of the same document, replacing the kept one.
+    assert documents.validated(SCHEMA._schema, parsed, rules[:1]) == []
+    assert len(documents._VALIDATED) == known + 1
+    del parsed
+    gc.collect()
+    assert len(documents._VALIDATED) == known

@@ -114,6 +114,8 @@ class ErrorPolicy(SchemaExtension):
         if result is not None and errors:
             request_id = self._request_id()
             result.errors = [e if _already_public(e) else public_error(e, request_id) for e in errors]
+            for replaced in errors:
+                _drop_tracebacks(replaced)
             codes = error_codes(result.errors)
             # Codes only: messages of refused requests may quote the caller's variables (health data, emails).
             log.info("graphql.errors", extra={"request_id": request_id, "codes": codes})
@@ -129,6 +131,19 @@ class ErrorPolicy(SchemaExtension):
         context = self.execution_context.context
         meta = getattr(context, "meta", None)
         return getattr(meta, "request_id", "") or ""
+
+
+def _drop_tracebacks(error: GraphQLError) -> None:
+    """A failure's traceback holds the frames it passed through, and they hold the executor, which holds the
+    failure: a reference cycle that kept the whole request for the garbage collector. Logged by now where it had
+    to be (`public_error`), it is not needed any more; the public error the caller gets never had one."""
+    seen: set[int] = set()
+    failure: BaseException | None = error
+    while failure is not None and id(failure) not in seen:
+        seen.add(id(failure))
+        failure.__traceback__ = None
+        nested = failure.original_error if isinstance(failure, GraphQLError) else None
+        failure = nested or failure.__cause__ or failure.__context__
 
 
 def _already_public(error: GraphQLError) -> bool:

@@ -1,10 +1,7 @@
 """A request leaves no reference cycles behind: when it ends, its context, DataLoaders, executor and HTTP objects
 are freed at once by reference counting, not left for the garbage collector. Every cycle a request made was work
 for the collector's next pass, and its objects survived into older generations whose full collections stall the
-event loop (bench/README.md: about 130 such objects per request before, none now).
-
-Successful requests only: a refused one still leaves a cycle, the domain error's traceback holding the frames that
-hold the error (noted in bench/README.md, not fixed)."""
+event loop (bench/README.md: about 130 such objects per request before, none now)."""
 
 from __future__ import annotations
 
@@ -32,6 +29,9 @@ mutation Log($input: DiaryEntryInput!) {
 MY_DIARY = "query Diary { myDiary(first: 10) { edges { cursor node { id painNow } } pageInfo { endCursor } } }"
 PATIENT_DIARY = "query Chart($id: ID!) { patient(id: $id) { displayName diary(first: 10) { edges { node { id } } } } }"
 # lastEntry and overview go through the request's DataLoaders.
+# Refused: NOT_FOUND from the domain, at a path; and a document that does not validate.
+REFUSED = 'query Nothing { patient(id: "00000000-0000-0000-0000-000000000000") { id } }'
+INVALID = "query Wrong { myDiary(first: 10) { noSuchField } }"
 PATIENTS = "query List { patients(first: 10) { edges { node { id lastEntry { id } overview { openAlerts } } } } }"
 
 
@@ -73,6 +73,8 @@ def _ours(objects: list[object]) -> list[str]:
         ("patient", MY_DIARY),
         ("staff", PATIENT_DIARY),
         ("staff", PATIENTS),
+        ("staff", REFUSED),
+        ("patient", INVALID),
     ],
 )
 async def test_a_request_leaves_no_reference_cycle(

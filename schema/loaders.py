@@ -34,8 +34,9 @@ def _by_key(
 
 
 class Loaders:
-    """A request's DataLoaders. They hold their context weakly, and nothing here holds them: when the request ends
-    they are freed with it at once, not left in a reference cycle for the garbage collector (bench/README.md)."""
+    """A request's DataLoaders, held by its context. They hold the context weakly and their batch functions are not
+    their own methods, so nothing refers back: when the request ends they are freed with it at once, not left in a
+    reference cycle for the garbage collector (bench/README.md)."""
 
     def __init__(self, context: Context) -> None:
         owner = weakref.ref(context)

@@ -29,7 +29,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +49,6 @@ from bench.postgres import analyze, scratch_database
 BASELINE = "baseline"
 BASELINE_BODY = b'{"query":"{ __typename }"}'
 BLOCKS = 5
-# JSON logs at the production level, as `interlude serve` writes them, to nowhere; open as long as the process.
-DEVNULL = open(os.devnull, "w")  # noqa: SIM115
 
 
 class Driver:
@@ -97,7 +95,7 @@ class Driver:
             raise SystemExit(f"{request.path}: HTTP {status}: {content[:300].decode(errors='replace')}")
 
 
-def _requests(case: str, fix: Fixture) -> Any:
+def _requests(case: str, fix: Fixture) -> Callable[[], Request]:
     if case == BASELINE:
         patient = fix.patients[0]
         return lambda: Request(GRAPHQL, patient.token, BASELINE_BODY)
@@ -132,7 +130,6 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     async with scratch_database() as (_, url):
         await migrations.apply(url)
         settings = settings_of(server_environment(url + POOL))
-        configure_logging(settings.log_level, DEVNULL)
         database = Database(url)
         with TortoiseContext() as ctx:
             await ctx.init(config=tortoise_config(url + POOL))
@@ -145,7 +142,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 for case in [BASELINE, *args.cases]:
                     since = datetime.now(UTC)
                     figures[case] = await measure(driver, case, fix, requests=args.requests, warmup=args.warmup)
-                    if CASES.get(case) is not None and CASES[case].writes:
+                    if case in CASES and CASES[case].writes:
                         await database.forget_writes(since)
                     print(f"  {case}: {figures[case]:,.0f} µs", file=sys.stderr, flush=True)
             finally:
@@ -172,7 +169,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    print_report(uvloop.run(run(args)))
+    # JSON logs at the production level, as `interlude serve` writes them, to nowhere.
+    with open(os.devnull, "w") as devnull:
+        configure_logging(settings_of(server_environment("")).log_level, devnull)
+        print_report(uvloop.run(run(args)))
     return 0
 
 

@@ -17,6 +17,8 @@ import pytest
 from api.domain.account.models import Account
 from api.domain.actor import Actor
 from api.domain.services import Services
+from schema.context import Context
+from schema.execution import _weakly
 from schema.loaders import Loaders
 from tests.api.support import data, post_graphql
 from tests.factories import Factory
@@ -120,3 +122,27 @@ async def test_the_check_sees_a_cycle_where_there_is_one(
         data(await post_graphql(http, PATIENTS, token=token))
 
     assert "schema.context.Context" in _ours(garbage)
+
+
+async def test_a_dataloader_whose_request_has_ended_refuses_to_load(services: Services, now: datetime) -> None:
+    """The DataLoaders hold their context weakly: a batch run after it is gone fails loudly, never with another's."""
+    context = Context(services=services, now=now)
+    loader = context.loaders.account
+    del context
+    gc.collect()
+    with pytest.raises(RuntimeError, match="has ended"):
+        await loader.load(uuid4())
+
+
+def test_an_executor_helper_refuses_once_its_execution_has_ended() -> None:
+    class Execution:
+        def gather(self, values: list[int]) -> int:
+            return sum(values)
+
+    execution = Execution()
+    gather = _weakly(execution.gather)
+    assert gather([1, 2]) == 3
+    del execution
+    gc.collect()
+    with pytest.raises(RuntimeError, match="has ended"):
+        gather([1, 2])

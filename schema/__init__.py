@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import DisableIntrospection, ParserCache
 from strawberry.extensions.base_extension import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -17,7 +18,7 @@ from schema.account.operations import AccountMutation, AccountQuery
 from schema.alert.operations import AlertMutation, AlertQuery
 from schema.alert.subscription import AlertSubscription
 from schema.audit.operations import AuditQuery
-from schema.combined import combined
+from schema.combined import combined, runner
 from schema.diary.operations import DiaryMutation, DiaryQuery
 from schema.documents import DocumentValidation
 from schema.errors import ErrorPolicy
@@ -68,6 +69,11 @@ _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 class InterludeSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return runner(execution_context, extensions)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Strawberry would log every error's message here, and a message may quote the caller's variables
         (notes, emails, passwords). `ErrorPolicy` logs unexpected failures itself, with the request id.

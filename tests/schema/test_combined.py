@@ -1,5 +1,6 @@
 """Extensions run as one (schema/combined.py) run as Strawberry runs them one by one: each hook's code before its
-`yield` in list order, after it in reverse; on an exception the code after `yield` does not run."""
+`yield` in list order, after it in reverse; on an exception the code after `yield` does not run. So they do under
+Strawberry's own runner and under `CombinedRunner`, which the app's schema uses."""
 
 from __future__ import annotations
 
@@ -9,10 +10,30 @@ from typing import cast
 import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
 
-from schema.combined import Combined, combined
+from schema.combined import Combined, CombinedRunner, combined, runner
 
 LOG: list[str] = []
+
+
+class RunnerSchema(strawberry.Schema):
+    """As the app's schema runs its extensions (schema/__init__.py)."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        made = runner(execution_context, extensions)
+        RUNNERS.append(type(made))
+        return made
+
+
+RUNNERS: list[type[SchemaExtensionsRunner]] = []
+# The schema classes `combined` runs under: Strawberry's runner, and the app's.
+RUNNING = pytest.mark.parametrize(
+    "kind", [strawberry.Schema, RunnerSchema], ids=["strawberry-runner", "combined-runner"]
+)
 
 
 def recording(name: str) -> type[SchemaExtension]:
@@ -59,14 +80,34 @@ async def logs(schema: strawberry.Schema, document: str) -> list[str]:
     return list(LOG)
 
 
-async def test_the_hooks_run_in_the_order_strawberry_runs_separate_extensions() -> None:
+@RUNNING
+async def test_the_hooks_run_in_the_order_strawberry_runs_separate_extensions(kind: type[strawberry.Schema]) -> None:
     parts = [recording("a"), ParseOnly, recording("b")]
     separate = strawberry.Schema(query=Query, extensions=parts)
-    together = strawberry.Schema(query=Query, extensions=[combined(parts)])
+    together = kind(query=Query, extensions=[combined(parts)])
     for document in ("{ ok }", "{ failing }", "{ unknown }", "{"):
         expected = await logs(separate, document)
         assert expected
         assert await logs(together, document) == expected
+
+
+@RUNNING
+def test_the_hooks_run_in_that_order_when_executed_synchronously(kind: type[strawberry.Schema]) -> None:
+    parts = [recording("a"), ParseOnly, recording("b")]
+    outcomes = []
+    for schema in (strawberry.Schema(query=Query, extensions=parts), kind(query=Query, extensions=[combined(parts)])):
+        LOG.clear()
+        result = schema.execute_sync("{ ok failing }")
+        outcomes.append((result.data, [e.message for e in result.errors or []], list(LOG)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][2][-1] == "a operation after"
+
+
+async def test_the_apps_schema_runs_a_combined_extension_with_the_combined_runner() -> None:
+    RUNNERS.clear()
+    await RunnerSchema(query=Query, extensions=[combined([recording("a")])]).execute("{ ok }")
+    await RunnerSchema(query=Query, extensions=[recording("a")]).execute("{ ok }")
+    assert [CombinedRunner, SchemaExtensionsRunner] == RUNNERS
 
 
 async def test_each_request_gets_new_parts() -> None:
@@ -112,10 +153,13 @@ class RefusingBeforeExecution(SchemaExtension):
         yield
 
 
-async def test_a_hook_that_raises_before_its_yield_ends_as_with_separate_extensions() -> None:
+@RUNNING
+async def test_a_hook_that_raises_before_its_yield_ends_as_with_separate_extensions(
+    kind: type[strawberry.Schema],
+) -> None:
     parts = [recording("a"), RefusingBeforeExecution, recording("b")]
     separate = strawberry.Schema(query=Query, extensions=parts)
-    together = strawberry.Schema(query=Query, extensions=[combined(parts)])
+    together = kind(query=Query, extensions=[combined(parts)])
     outcomes = []
     for schema in (separate, together):
         LOG.clear()
@@ -148,11 +192,14 @@ class StreamRecording(SchemaExtension):
         LOG.append("result after")
 
 
-async def test_a_subscriptions_results_pass_the_hooks_as_with_separate_extensions() -> None:
+@RUNNING
+async def test_a_subscriptions_results_pass_the_hooks_as_with_separate_extensions(
+    kind: type[strawberry.Schema],
+) -> None:
     outcomes = []
     parts: list[Callable[[], SchemaExtension]] = [StreamRecording, recording("a")]
-    for extensions in (parts, [combined(parts)]):
-        schema = strawberry.Schema(query=Query, subscription=Subscription, extensions=extensions)
+    for schema_kind, extensions in ((strawberry.Schema, parts), (kind, [combined(parts)])):
+        schema = schema_kind(query=Query, subscription=Subscription, extensions=extensions)
         LOG.clear()
         stream = await schema.subscribe("subscription { count }")
         assert not isinstance(stream, strawberry.types.ExecutionResult)

@@ -22,14 +22,18 @@ from __future__ import annotations
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from inspect import isawaitable
 from keyword import iskeyword
+from math import isfinite
 from types import GeneratorType
 from typing import Any, ParamSpec, TypeVar, cast
+from uuid import UUID
 
 from graphql import (
     GraphQLBoolean,
     GraphQLField,
+    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLList,
@@ -46,6 +50,7 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.types import base_scalars
 
 _MISSING = object()
 # GraphQL's Int is 32 bits: graphql-core refuses a larger value.
@@ -172,10 +177,12 @@ def _compile(plan: Plan) -> Answer:
     value needs graphql-core's judgement (then graphql-core answers the whole object again: plain fields only read
     attributes, so nothing runs twice).
 
-    Each attribute is read once, inline; a leaf whose value is already of the Python type its coercion returns
-    unchanged (`PlainLeaf.unchanged`) is taken as it is, any other goes through `PlainLeaf.finish`, and an object
-    field through its own compiled selection. The text is made only of the schema's attribute names and the
-    document's response names, both GraphQL or Python names, quoted with `repr`; every value is a parameter.
+    Each attribute is read once, inline; a leaf whose coercion is written out for its value's exact Python type
+    (`WrittenOut`: a String, ID, Boolean, in-range Int or finite Float as it is, a datetime's `isoformat()`, a
+    UUID's `str`) is computed inline, any other goes through `PlainLeaf.finish`, and an object field through its own
+    compiled selection. The text is made only of the schema's attribute names and the document's response names,
+    both GraphQL or Python names, quoted with `repr`, and of this module's fixed templates; every value is a
+    parameter.
     """
     scope: dict[str, Any] = {
         "_MISSING": _MISSING,
@@ -184,6 +191,7 @@ def _compile(plan: Plan) -> Answer:
         "_each": _each,
         "_INT_MIN": _INT_MIN,
         "_INT_MAX": _INT_MAX,
+        "_isfinite": isfinite,
     }
     lines = [
         "def answer(source):",
@@ -203,18 +211,47 @@ def _compile(plan: Plan) -> Answer:
 def _leaf_lines(i: int, leaf: PlainLeaf, scope: dict[str, Any]) -> list[str]:
     scope[f"leaf{i}"] = leaf
     lines = _read_lines(i, leaf.attribute)
-    indent = "    "
+    slow = [f"v{i} = leaf{i}.finish(v{i})", f"if v{i} is _MISSING:", "    return _MISSING"]
+    written = _written_out(leaf)
+    if written is None:
+        return [*lines, *(f"    {line}" for line in slow)]
+    scope[f"kind{i}"] = written.kind
+    value = f"v{i}"
+    condition = f"type({value}) is kind{i}" + (f" and {written.guard.format(value)}" if written.guard else "")
+    if written.expression == "{}":  # taken as it is: only another value is finished
+        return [*lines, f"    if not ({condition}):", *(f"        {line}" for line in slow)]
+    fast = f"        {value} = {written.expression.format(value)}"
+    return [*lines, f"    if {condition}:", fast, "    else:", *(f"        {line}" for line in slow)]
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenOut:
+    """A leaf's coercion written out for a value of exactly one Python type: for such a value (for which `guard`
+    holds, if given) the coercion returns `expression`. Both are templates of the value's name, `{}`."""
+
+    kind: type
+    expression: str = "{}"
+    guard: str = ""
+
+
+# By the coercion itself, each expression being exactly what it computes: Strawberry's DateTime (and Date, Time)
+# serialize with a `methodcaller("isoformat")`, its UUID with `str`.
+_WRITTEN_OUT: dict[Coerce, WrittenOut] = {
+    base_scalars.isoformat: WrittenOut(datetime, "{}.isoformat()"),
+    str: WrittenOut(UUID, "str({})"),
+}
+# graphql-core's `serialize_float` returns a finite float as it is.
+_FINITE_FLOAT = WrittenOut(float, guard="_isfinite({})")
+
+
+def _written_out(leaf: PlainLeaf) -> WrittenOut | None:
+    if leaf.is_list:
+        return None
     if leaf.unchanged is not None:
-        scope[f"kind{i}"] = leaf.unchanged
-        in_range = f" or not _INT_MIN <= v{i} <= _INT_MAX" if leaf.unchanged is int else ""
-        lines.append(f"    if type(v{i}) is not kind{i}{in_range}:")
-        indent = "        "
-    return [
-        *lines,
-        f"{indent}v{i} = leaf{i}.finish(v{i})",
-        f"{indent}if v{i} is _MISSING:",
-        f"{indent}    return _MISSING",
-    ]
+        return WrittenOut(leaf.unchanged, guard="_INT_MIN <= {} <= _INT_MAX" if leaf.unchanged is int else "")
+    if leaf.coerce is GraphQLFloat.coerce_output_value:
+        return _FINITE_FLOAT
+    return _WRITTEN_OUT.get(leaf.coerce)
 
 
 def _object_lines(i: int, field: PlainObject, sub: Answer, scope: dict[str, Any]) -> list[str]:

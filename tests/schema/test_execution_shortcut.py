@@ -4,10 +4,11 @@ same errors at the same paths, for every shape it takes a shortcut on and every 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from types import SimpleNamespace
 from typing import Any, cast
+from uuid import UUID
 
 import pytest
 import strawberry
@@ -37,6 +38,9 @@ class Leaf:
     colours: list[Colour]
     loose: list[int | None]
     at: datetime
+    ratio: float
+    uid: UUID
+    day: date
     extra: JSON | None = None
     extras: list[JSON] | None = None
 
@@ -86,6 +90,9 @@ def leaf(n: int, **overrides: Any) -> Leaf:
         "colours": [Colour.RED, Colour.BLUE],
         "loose": [n, None],
         "at": datetime(2026, 11, 26, 12, n, tzinfo=UTC),
+        "ratio": n + 0.5,
+        "uid": UUID(int=n),
+        "day": date(2026, 11, n),
     }
     values.update(overrides)
     return Leaf(**values)
@@ -129,7 +136,7 @@ def same(expected: ExecutionResult, actual: ExecutionResult) -> None:
     assert [(e.message, e.path, e.locations) for e in actual.errors or []] == shown
 
 
-PLAIN_LEAVES = "number maybe label colour colours loose at"
+PLAIN_LEAVES = "number maybe label colour colours loose at ratio uid day"
 ALL_LEAVES = f"{PLAIN_LEAVES} computed later"
 
 
@@ -165,6 +172,9 @@ async def test_a_plain_selection_answers_what_graphql_core_answers(document: str
         (holder(leaf(1, number=2**31)), "{ maybeHolder { edges { node { number } } } }"),
         (holder(leaf(1, maybe=-(2**31) - 1)), "{ maybeHolder { first { maybe } } }"),
         (holder(leaf(1, colour="green")), "{ maybeHolder { first { colour } } }"),
+        # A Float that is not finite.
+        (holder(leaf(1, ratio=float("inf"))), "{ maybeHolder { first { ratio } } }"),
+        (holder(leaf(1, ratio=float("nan"))), "{ maybeHolder { edges { node { ratio } } } }"),
         # null inside a list of non-null leaves, and a list that is not one.
         (holder(leaf(1, colours=[Colour.RED, None])), "{ maybeHolder { first { colours } } }"),
         (holder(leaf(1, colours="RED")), "{ maybeHolder { first { colours } } }"),
@@ -192,12 +202,30 @@ class Label(str):
     pass
 
 
+class Instant(datetime):
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return "an instant of its own"
+
+
+class Identifier(UUID):
+    def __str__(self) -> str:
+        return "an identifier of its own"
+
+
 @pytest.mark.parametrize(
     "root",
     [
         # Values the scalars coerce: a bool as an Int, a str subclass as a String, the ends of Int's 32 bits.
         holder(leaf(1, number=True, label=Label("sub"))),
         holder(leaf(1, number=2**31 - 1, maybe=-(2**31))),
+        # Those whose coercion is written out for one exact type (schema/execution.py `WrittenOut`), given values of
+        # that type and of others: an offset and a naive instant, a date as a DateTime, subclasses that answer
+        # differently, an int and a bool as a Float, a str as a UUID, an instant as a Date.
+        holder(leaf(1, at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))), leaf(2)),
+        holder(leaf(1, at=datetime(2026, 1, 2, 3, 4)), leaf(2, at=date(2026, 1, 2))),
+        holder(leaf(1, at=Instant(2026, 1, 2, tzinfo=UTC), uid=Identifier(int=7))),
+        holder(leaf(1, ratio=3), leaf(2, ratio=True), leaf(3, ratio=-0.0)),
+        holder(leaf(1, uid="not a uuid"), leaf(2, day=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))),
     ],
 )
 async def test_values_a_scalar_coerces_are_answered_as_graphql_core_answers_them(root: Holder) -> None:
@@ -269,9 +297,9 @@ async def test_a_selection_is_compiled_once_and_its_answer_kept_for_later_reques
     document = f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }}"
     first = await fast.execute(document)
     # Holder's selection, an edge's, a node's, `first`'s: each once, though there are three edges.
-    assert sorted(compiled) == [1, 2, 2, 7]
+    assert sorted(compiled) == [1, 2, 2, len(PLAIN_LEAVES.split())]
     again = await fast.execute(document)
-    assert sorted(compiled) == [1, 2, 2, 7]
+    assert sorted(compiled) == [1, 2, 2, len(PLAIN_LEAVES.split())]
     assert again.data == first.data
     assert not first.errors
     # The same fields under other response names are another selection.

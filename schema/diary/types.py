@@ -63,17 +63,21 @@ class DiaryEntry:
             pain_now=e.pain_now,
             pain_worst=e.pain_worst,
             pain_average=e.pain_average,
-            pain_locations=[vocabulary.BodyRegion(v) for v in e.pain_locations],
+            pain_locations=[_REGIONS[v] for v in e.pain_locations],
             sleep_hours=float(e.sleep_hours) if e.sleep_hours is not None else None,
             sleep_quality=e.sleep_quality,
             mood=e.mood,
-            side_effects=[
-                SideEffectReport(code=vocabulary.SideEffect(s["code"]), severity=s["severity"]) for s in e.side_effects
-            ],
+            side_effects=[SideEffectReport(code=_EFFECTS[s["code"]], severity=s["severity"]) for s in e.side_effects],
             rescue_medication=e.rescue_medication,
             note=e.note,
             prompt_id=to_id(e.prompt_id) if e.prompt_id else None,
         )
+
+
+# Stored codes to their members: a lookup instead of the enum's call (a Python-level `__call__` and `__new__`) for
+# each code of each entry of a page. A code that is not a member fails as the call would, if with a KeyError.
+_REGIONS = {m.value: m for m in vocabulary.BodyRegion}
+_EFFECTS = {m.value: m for m in vocabulary.SideEffect}
 
 
 @cache

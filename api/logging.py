@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TextIO
 
+import orjson
+
 # Attributes a LogRecord always has; anything else was passed with extra= and is emitted as a field.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 # uvicorn passes its message again with terminal colour codes; the plain one is enough.
@@ -18,6 +20,10 @@ _STANDARD.add("color_message")
 # request URLs at INFO (an APNs path or a Web Push endpoint is a device token); h2/hpack log header blocks
 # (bearer tokens) at DEBUG.
 QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg", "httpx", "httpcore", "hpack", "h2")
+# orjson writes what `json.dumps(…, default=str)` wrote, but for these, left to `str` as before (an instant as
+# "2026-01-02 00:00:00", a dataclass as its repr). It refuses what the standard library takes (a key that is not a
+# string, an int beyond 64 bits): such a line is written by the standard library.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +40,11 @@ class JsonFormatter(logging.Formatter):
             payload["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(payload, default=str)
+        try:
+            # A line per request: the standard library's encoder was a sixth of a `{ __typename }` request's logging.
+            return orjson.dumps(payload, default=str, option=_ORJSON_OPTIONS).decode()
+        except TypeError:
+            return json.dumps(payload, default=str)
 
     def formatException(
         self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]

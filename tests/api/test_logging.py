@@ -9,11 +9,14 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum, StrEnum
 from typing import Any
 from uuid import uuid4
 
 import httpx
+import pytest
 
 from api.domain.actor import Role
 from api.logging import QUIET_LOGGERS, JsonFormatter, configure_logging
@@ -231,3 +234,40 @@ def test_a_logged_exception_names_its_class_and_frames_never_its_message() -> No
 def test_json_formatter_extra_fields_cannot_replace_the_standard_ones() -> None:
     payload = json.loads(JsonFormatter().format(_record("real.event", event="fake", level="debug", logger="x")))
     assert (payload["event"], payload["level"], payload["logger"]) == ("real.event", "warning", "interlude.test")
+
+
+@dataclass
+class Shown:
+    name: str
+
+
+class Kind(Enum):
+    PLAIN = "plain"
+
+
+class Code(StrEnum):
+    OK = "ok"
+
+
+def test_json_formatter_writes_what_the_standard_librarys_encoder_wrote_with_str_for_the_rest() -> None:
+    extra: dict[str, Any] = {
+        "entry_id": uuid4(),
+        "at": datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        "shown": Shown("x"),
+        "kind": Kind.PLAIN,
+        "code": Code.OK,
+        "ratio": 0.1,
+        "nested": {"ids": [1, 2], "none": None},
+        "other": object(),
+    }
+    payload = json.loads(JsonFormatter().format(_record("x", **extra)))
+    for name, value in extra.items():
+        expected = json.loads(json.dumps(value, default=str))
+        # orjson writes an enum's value where the standard library wrote str(member).
+        assert payload[name] == (value.value if name == "kind" else expected), name
+
+
+@pytest.mark.parametrize("value", [{1: "a key that is not a string"}, 2**70])
+def test_json_formatter_writes_what_orjson_refuses_with_the_standard_library(value: object) -> None:
+    payload = json.loads(JsonFormatter().format(_record("x", odd=value)))
+    assert payload["odd"] == json.loads(json.dumps(value))

@@ -14,6 +14,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import strawberry
@@ -62,6 +63,21 @@ class _ErrorCodes:
         self.seen = True
         for code in codes:
             self._counter.labels(code=code if code in _CODES else OTHER).inc()
+
+
+class _Series:
+    """A labelled metric's series, each looked up once by its label values: `labels()` checks its arguments and
+    takes a lock on every call, about 2 µs, four times a request. The values are bounded sets (see the module)."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -115,6 +131,11 @@ class Metrics:
             registry=self.registry,
         )
         ProcessCollector(registry=self.registry)
+        # What each request counts in, by label values in the order the metric names its labels.
+        self._http_requests = _Series(self.http_requests)
+        self._http_duration = _Series(self.http_duration)
+        self._graphql_requests = _Series(self.graphql_requests)
+        self._graphql_duration = _Series(self.graphql_duration)
 
     def operation(self, root_field: str | None) -> str:
         """The root field an operation ran (`schema.operation.ROOT_FIELD`), never the name its client gave it: a
@@ -129,8 +150,8 @@ class Metrics:
         if scope["type"] != "http":
             return
         route = _route(scope)
-        self.http_requests.labels(route=route, status=str(status)).inc()
-        self.http_duration.labels(route=route).observe(seconds)
+        self._http_requests(route, str(status)).inc()
+        self._http_duration(route).observe(seconds)
         state = scope.get("state", {})
         # The GraphQL view reads the request's meta (`request_meta`) when it builds the context for an operation:
         # without it, this was the IDE's page or a refusal before any document was read.
@@ -140,8 +161,8 @@ class Metrics:
         errors = state.get(ERROR_COUNTER)
         failed = status >= 400 or (isinstance(errors, _ErrorCodes) and errors.seen)
         operation = self.operation(state.get(ROOT_FIELD))
-        self.graphql_requests.labels(operation=operation, outcome="error" if failed else "ok").inc()
-        self.graphql_duration.labels(operation=operation).observe(seconds)
+        self._graphql_requests(operation, "error" if failed else "ok").inc()
+        self._graphql_duration(operation).observe(seconds)
 
     async def endpoint(self, request: Request) -> Response:
         if not self._authorized(request):

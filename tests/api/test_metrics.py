@@ -118,6 +118,7 @@ async def test_errors_are_counted_by_code_and_mark_the_request_failed(
     assert codes(await post_graphql(http, "{ me { id } }")) == ["UNAUTHENTICATED"]
     assert codes(await post_graphql(http, "{ me { id ")) == ["BAD_USER_INPUT"]
     assert codes(await post_graphql(http, LOGIN, {"e": who.email})) == ["BAD_USER_INPUT"]
+    data(await login(http, who.email))  # the same operation, another outcome: a series of its own
 
     scraped = await scrape(http)
     assert scraped.value("interlude_graphql_errors_total", code="UNAUTHENTICATED") == 2
@@ -125,7 +126,7 @@ async def test_errors_are_counted_by_code_and_mark_the_request_failed(
     assert scraped.labels("interlude_graphql_errors_total", "code") == {"UNAUTHENTICATED", "BAD_USER_INPUT"}
     assert scraped.value("interlude_graphql_requests_total", operation="login", outcome="error") == 2
     assert scraped.value("interlude_graphql_requests_total", operation="me", outcome="error") == 1
-    assert scraped.value("interlude_graphql_requests_total", operation="login", outcome="ok") == 0
+    assert scraped.value("interlude_graphql_requests_total", operation="login", outcome="ok") == 1
     # A document that does not parse runs no root field.
     assert scraped.value("interlude_graphql_requests_total", operation="other", outcome="error") == 1
     assert who.email not in scraped.text
@@ -139,13 +140,17 @@ async def test_http_requests_are_counted_by_route_template_never_by_path(http: h
     assert (await http.get(f"/fhir/Patient/{patient_id}/$everything")).status_code == 401
     assert (await http.get(f"/no-such-page/{patient_id}")).status_code == 404
     assert (await http.get("/graphql")).status_code == 200  # the IDE page, not an operation
+    refused = await http.post("/graphql", json={"query": "{ __typename }"}, headers={"accept": "text/html"})
+    assert refused.status_code == 406  # the same route, another status: a series of its own
 
     scraped = await scrape(http)
     assert scraped.value("interlude_http_requests_total", route="/healthz", status="200") == 2
     assert scraped.value("interlude_http_requests_total", route="/fhir/Patient/{patient_id}/$everything", status="401")
     assert scraped.value("interlude_http_requests_total", route="unmatched", status="404") == 1
     assert scraped.value("interlude_http_requests_total", route="/graphql", status="200") == 1
+    assert scraped.value("interlude_http_requests_total", route="/graphql", status="406") == 1
     assert scraped.value("interlude_http_request_duration_seconds_count", route="/healthz") == 2
+    assert scraped.value("interlude_http_request_duration_seconds_count", route="/graphql") == 2
     assert str(patient_id) not in scraped.text
     assert not scraped.has("interlude_graphql_requests_total")
 

@@ -1,16 +1,22 @@
 """Pooled PostgreSQL connections go back to the pool without asyncpg's reset statement (api/db.py
-`PooledConnection`), which is safe only while nothing leaves session state on them."""
+`PooledConnection`), which is safe only while nothing leaves session state on them, and without a task of their own
+when nothing needs waiting for (`GivingBackPool`), still shielded from cancellation when something does."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 from tortoise.connection import connections
 from tortoise.context import TortoiseContext
 
-from api.db import PooledConnection, tortoise_config
+from api.db import GivingBackPool, PooledConnection, tortoise_config
 from tests.pg_session import session_state_left
 from tests.resilience.conftest import Scratch
 
@@ -41,6 +47,7 @@ async def test_a_pooled_connection_goes_back_without_a_reset_statement(scratch: 
         # The one connection of the pool, given back and taken again.
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 2")
+        await asyncio.sleep(0)  # asyncpg calls query loggers with `call_soon`: one turn of the loop, no waiting
         assert sent == ["SELECT 1", "SELECT 2"]
 
 
@@ -55,6 +62,71 @@ async def test_a_transaction_left_open_is_still_rolled_back_on_release(scratch: 
             assert not conn.is_in_transaction()
             with_table = await conn.fetchval("SELECT to_regclass('left_open')")
         assert with_table is None
+
+
+@contextmanager
+def counted_tasks() -> Iterator[list[Coroutine[Any, Any, Any]]]:
+    """The coroutines of the tasks made on this loop meanwhile."""
+    loop = asyncio.get_running_loop()
+    made: list[Coroutine[Any, Any, Any]] = []
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made.append(coro)
+        return factory(loop, coro, **kwargs) if factory is not None else asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        yield made
+    finally:
+        loop.set_task_factory(factory)
+
+
+async def test_a_connection_goes_back_without_a_task_when_nothing_needs_waiting_for(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        assert type(pool) is GivingBackPool
+        conn = await pool.acquire()
+        await conn.fetchval("SELECT 1")
+        with counted_tasks() as made:
+            await pool.release(conn)
+        assert made == []
+        assert pool.get_idle_size() == 1
+        # Through Tortoise, as every statement outside a transaction goes.
+        with counted_tasks() as made:
+            assert await connections.get("default").execute_query_dict("SELECT 2 AS two") == [{"two": 2}]
+        assert made == []
+        # With a release timeout, asyncpg's own shielded release: a task.
+        conn = await pool.acquire(timeout=5)
+        with counted_tasks() as made:
+            await pool.release(conn)
+        assert len(made) == 1
+        assert pool.get_idle_size() == 1
+
+
+async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cancelled(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("CREATE TABLE left_open (id int)")
+        with counted_tasks() as made:
+            releasing = asyncio.ensure_future(pool.release(conn))
+            await asyncio.sleep(0)  # one turn of the loop: the release sent its ROLLBACK and waits for it
+            assert not releasing.done()
+            releasing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await releasing
+        assert len(made) == 2  # the caller's, and the shielded rest of the release
+        async with asyncio.timeout(10):
+            again = await pool.acquire()  # the pool's one connection, back
+        try:
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT to_regclass('left_open')") is None
+        finally:
+            await pool.release(again)
 
 
 async def _pool() -> asyncpg.Pool:

@@ -110,12 +110,12 @@ class GivingBackPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no ty
     """asyncpg's pool, giving a connection back without a task when nothing needs waiting for.
 
     asyncpg's `Pool.release` runs the holder's release in `asyncio.shield`, a task of its own, so that cancelling
-    the caller cannot keep the connection from going back: a task and a turn of the event loop for every statement
-    Tortoise sends outside a transaction, about 25 µs of this process's CPU each (bench/README.md). With no reset
-    statement (`PooledConnection`) and no transaction to roll back, that release never waits: here its first step
-    runs at once, and only a release that must wait (a rollback, a close) goes on in a shielded task, as before. A
-    step that does not wait cannot be cancelled, so the guarantee is the same. With a release timeout (Tortoise sets
-    none) asyncpg's own path is taken: the timeout would be armed against the caller's task."""
+    the caller cannot keep the connection from going back: a task for every statement Tortoise sends outside a
+    transaction (bench/README.md). With no reset statement (`PooledConnection`) and no transaction to roll back,
+    that release never waits: here its first step runs at once, and only a release that must wait (a rollback, a
+    close) goes on in a shielded task, as before. A step that does not wait cannot be cancelled, so the guarantee
+    is the same; the turn of the event loop the task gave is kept (see `release`). With a release timeout (Tortoise
+    sets none) asyncpg's own path is taken: the timeout would be armed against the caller's task."""
 
     async def release(self, connection: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- asyncpg's
         holder = getattr(connection, "_holder", None)
@@ -134,6 +134,11 @@ class GivingBackPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no ty
         try:
             waiting = release.send(None)
         except StopIteration:
+            # Back in the pool. One turn of the loop, as the shielded release gave: a request waiting for a
+            # connection, woken by this one, takes it before the caller can ask for another. Without it a request
+            # going from one statement to the next took back the connection it had just given, ahead of those
+            # waiting, and the 99th percentile of a loaded server grew (bench/README.md).
+            await asyncio.sleep(0)
             return
         await asyncio.shield(_resumed(release, waiting))
 

@@ -105,6 +105,28 @@ async def test_a_connection_goes_back_without_a_task_when_nothing_needs_waiting_
         assert pool.get_idle_size() == 1
 
 
+async def test_a_connection_given_back_goes_to_the_request_waiting_for_it_first(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        order: list[str] = []
+        held = await pool.acquire()
+
+        async def waiting() -> None:
+            conn = await pool.acquire()
+            order.append("the request that waited")
+            await pool.release(conn)
+
+        waiter = asyncio.ensure_future(waiting())
+        await asyncio.sleep(0)  # one turn of the loop: it asks for the pool's one connection, and waits
+        await pool.release(held)
+        again = await pool.acquire()  # the next statement of the request that gave it back
+        order.append("the request that gave it back")
+        await pool.release(again)
+        await waiter
+        assert order == ["the request that waited", "the request that gave it back"]
+
+
 async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cancelled(scratch: Scratch) -> None:
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))

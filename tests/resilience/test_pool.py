@@ -105,6 +105,21 @@ async def test_a_connection_goes_back_without_a_task_when_nothing_needs_waiting_
         assert pool.get_idle_size() == 1
 
 
+async def test_a_connection_of_another_pool_is_refused_as_asyncpg_refuses_it(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        other = await asyncpg.create_pool(scratch.url, min_size=1, max_size=1)
+        try:
+            foreign = await other.acquire()
+            with pytest.raises(asyncpg.InterfaceError, match="is not a member of this pool"):
+                await pool.release(foreign)
+            await other.release(foreign)
+            assert pool.get_idle_size() == 1  # its own connection untouched
+        finally:
+            await other.close()
+
+
 async def test_a_connection_given_back_goes_to_the_request_waiting_for_it_first(scratch: Scratch) -> None:
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))

@@ -28,6 +28,11 @@ from api.domain.sql import Where, select, select_values
 from bench.postgres import scratch_database
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# What the API benchmark's pages select (bench/cases.py ENTRY), as `DiaryEntry.reads` makes it fields to read.
+SHOWN = frozenset(
+    {"id", "client_id", "recorded_at", "utc_offset_minutes", "created_at", "pain_now", "pain_average", "sleep_hours"}
+    | {"mood", "note"}
+)
 WARMUP = 50
 
 
@@ -99,6 +104,16 @@ async def measure(rows: int, repeat: int) -> list[tuple[str, float]]:
                 Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id),
                 order_by='"recorded_at" DESC, "id" DESC',
                 limit=rows,
+            ),
+        ),
+        (
+            f"{rows} entries, written out (values, {len(SHOWN)} fields)",
+            lambda: select_values(
+                DiaryEntry,
+                Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id),
+                order_by='"recorded_at" DESC, "id" DESC',
+                limit=rows,
+                fields=SHOWN,
             ),
         ),
     ]

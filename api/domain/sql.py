@@ -16,7 +16,7 @@ import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -35,6 +35,21 @@ _PLACEHOLDER_NUMBER = re.compile(r"\$(\d+)")
 def columns(model: type[Model]) -> str:
     """Every column of the model's table, as the ORM selects them."""
     return ", ".join(f'"{column}"' for column in model._meta.fields_db_projection.values())
+
+
+@lru_cache(maxsize=256)  # keyed by what clients select: bounded
+def _projection(model: type[Model], fields: frozenset[str] | None) -> str:
+    """`columns(model)`, but a field not in `fields` read as `NULL AS "column"`: the row keeps the model's shape, and
+    the database neither sends nor the driver decodes what nobody will read. `None`: every field."""
+    if fields is None:
+        return columns(model)
+    unknown = fields - model._meta.fields_db_projection.keys()
+    if unknown:
+        raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
+    return ", ".join(
+        f'"{column}"' if name in fields else f'NULL AS "{column}"'
+        for name, column in model._meta.fields_db_projection.items()
+    )
 
 
 class Where:
@@ -95,23 +110,24 @@ async def select_values(
     *,
     order_by: str | None = None,
     limit: int | None = None,
+    fields: frozenset[str] | None = None,
     using_db: BaseDBAsyncClient | None = None,
 ) -> list[Any]:
     """As `select`, but each row a named tuple of the model's fields (`values_type`), for rows only read: a model
     instance costs about 25 µs to build (bench/orm.py), a page of 100 of them most of the page's time. On
     PostgreSQL the driver's values are already the ORM's (UUIDs, aware UTC instants, decimals), but for JSON,
-    which it hands over as text; on SQLite every value goes through the ORM's own conversion."""
+    which it hands over as text; on SQLite every value goes through the ORM's own conversion.
+
+    `fields`: the only fields the caller reads; the others are None in every row, unread (`None`: all of them)."""
     db = using_db or model._meta.db
     if db.capabilities.dialect != "postgres":
         kind = values_type(model)
         names = kind._fields
-        return [
-            kind(*(getattr(m, n) for n in names))
-            for m in await select(model, where, order_by=order_by, limit=limit, using_db=db)
-        ]
+        rows = await _rows(db, model, where, order_by=order_by, limit=limit, lock=None, fields=fields)
+        return [kind(*(getattr(m, n) for n in names)) for m in (model._init_from_db(**row) for row in rows)]
     kind, json_columns = values_type(model), _json_columns(model)
     out = []
-    for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=None):
+    for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=None, fields=fields):
         values = list(row.values())
         for i, decode in json_columns:
             if isinstance(values[i], str):
@@ -128,9 +144,10 @@ async def _rows(
     order_by: str | None,
     limit: int | None,
     lock: str | None,
+    fields: frozenset[str] | None = None,
 ) -> list[Any]:
     condition, params = where.sql(order_by, limit)
-    sql = f'SELECT {columns(model)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
+    sql = f'SELECT {_projection(model, fields)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
     if lock is not None and db.capabilities.dialect == "postgres":
         sql += f" FOR {lock}"
     _, rows = await db.execute_query(*_for(db, sql, params))

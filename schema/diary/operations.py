@@ -13,8 +13,10 @@ from schema.context import Info
 from schema.diary.types import DiaryEntry, DiaryEntryInput, DiaryEntryPatch, SyncResult
 from schema.ids import parse_id
 from schema.pagination import Connection
+from schema.selection import selected_below
 
 DiaryEntryConnection = Connection[DiaryEntry]
+_NODE = ("edges", "node")
 
 
 async def diary_page(
@@ -27,7 +29,8 @@ async def diary_page(
     include_deleted: bool,
     known: PatientModel | None = None,
 ) -> Connection[DiaryEntry]:
-    """`known`: the patient the parent field already reached in this request (`Patient.diary`)."""
+    """`known`: the patient the parent field already reached in this request (`Patient.diary`). Reads only the
+    columns the selection of `edges { node { … } }` shows."""
     ctx = info.context
     page = await ctx.services.diary.entries(
         ctx.require_actor(),
@@ -39,6 +42,7 @@ async def diary_page(
         include_deleted=include_deleted,
         now=ctx.now,
         known=known,
+        fields=DiaryEntry.reads(selected_below(info, _NODE)),
     )
     return Connection[DiaryEntry].from_page(page, DiaryEntry.from_model)
 

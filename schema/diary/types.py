@@ -63,15 +63,57 @@ class DiaryEntry:
             pain_now=e.pain_now,
             pain_worst=e.pain_worst,
             pain_average=e.pain_average,
-            pain_locations=[_REGIONS[v] for v in e.pain_locations],
+            pain_locations=[_REGIONS[v] for v in e.pain_locations or ()],
             sleep_hours=float(e.sleep_hours) if e.sleep_hours is not None else None,
             sleep_quality=e.sleep_quality,
             mood=e.mood,
-            side_effects=[SideEffectReport(code=_EFFECTS[s["code"]], severity=s["severity"]) for s in e.side_effects],
+            side_effects=[
+                SideEffectReport(code=_EFFECTS[s["code"]], severity=s["severity"]) for s in e.side_effects or ()
+            ],
             rescue_medication=e.rescue_medication,
             note=e.note,
             prompt_id=to_id(e.prompt_id) if e.prompt_id else None,
         )
+
+    @staticmethod
+    def reads(selected: frozenset[str] | None) -> frozenset[str] | None:
+        """The stored fields that `from_model` needs for the GraphQL fields `selected` (`None`: all of them). The
+        others may come unread, as None: the lists are then empty and the instants absent, but nobody sees them."""
+        if selected is None:
+            return None
+        fields = set(_ALWAYS_READ)
+        for name in selected:
+            reads = _READS.get(name)
+            if reads is None:  # a field added to the type but not here: read everything, as before
+                return None
+            fields.update(reads)
+        return frozenset(fields)
+
+
+# What each GraphQL field of DiaryEntry shows of the stored entry (`DiaryEntry.reads`); `recorded_at` and its offset
+# are always read, as `from_model` converts the one into the other.
+_ALWAYS_READ = ("id", "recorded_at", "utc_offset_minutes")
+_READS: dict[str, tuple[str, ...]] = {
+    "__typename": (),
+    "id": (),
+    "clientId": ("client_id",),
+    "recordedAt": (),
+    "createdAt": ("created_at",),
+    "updatedAt": ("updated_at",),
+    "deleted": ("deleted_at",),
+    "version": ("version",),
+    "painNow": ("pain_now",),
+    "painWorst": ("pain_worst",),
+    "painAverage": ("pain_average",),
+    "painLocations": ("pain_locations",),
+    "sleepHours": ("sleep_hours",),
+    "sleepQuality": ("sleep_quality",),
+    "mood": ("mood",),
+    "sideEffects": ("side_effects",),
+    "rescueMedication": ("rescue_medication",),
+    "note": ("note",),
+    "promptId": ("prompt_id",),
+}
 
 
 # Stored codes to their members: a lookup instead of the enum's call (a Python-level `__call__` and `__new__`) for

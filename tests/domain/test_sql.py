@@ -158,6 +158,26 @@ async def test_values_are_what_the_model_instances_hold(db: Database, factory: F
     assert values[1].pain_locations == ["HEAD", "NECK"]
 
 
+async def test_values_of_some_fields_leave_the_others_unread(db: Database, factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    await factory.entry(alice, pain_locations=["HEAD"], side_effects=[{"code": "NAUSEA", "severity": 1}], note="n")
+    where = Where('"patient_id" = {}', alice.patient.id)
+    [whole] = await select_values(DiaryEntry, where)
+
+    [some] = await select_values(DiaryEntry, where, fields=frozenset({"id", "note", "side_effects"}))
+
+    read = {"id", "note", "side_effects"}
+    assert {n: getattr(some, n) for n in read} == {n: getattr(whole, n) for n in read}
+    assert all(getattr(some, n) is None for n in some._fields if n not in read)
+    assert all(getattr(whole, n) is not None for n in ("pain_locations", "recorded_at", "client_hash", "version"))
+
+
+async def test_values_of_a_field_the_model_lacks_are_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="no fields"):
+        await select_values(DiaryEntry, Where('"note" = {}', "x"), fields=frozenset({"note", "nothing"}))
+
+
 async def test_an_operation_name_longer_than_its_column_is_recorded_cut(
     db: Database, factory: Factory, now: datetime
 ) -> None:

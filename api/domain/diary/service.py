@@ -33,6 +33,8 @@ from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
 from api.domain.sql import Where, select, select_values
 
 MAX_SYNC = 200
+# What a page of the diary is ordered and cut by: read whatever else a caller reads (`entries`).
+_PAGE_KEY = frozenset({"id", "recorded_at"})
 
 
 class SyncStatus(StrEnum):
@@ -193,9 +195,11 @@ class DiaryService:
         include_deleted: bool,
         now: datetime,
         known: Patient | None = None,
+        fields: frozenset[str] | None = None,
     ) -> Page[Any]:
         """Entries as `DiaryEntry`'s values, not instances (`select_values`). `known`: the patient as this request
-        already read it (see `reachable_patient`)."""
+        already read it (see `reachable_patient`). `fields`: the only fields the caller will read of each entry
+        (`None`: all); the others are None. The page's own key is always read."""
         size = page_size(first)
         cursor = decode_cursor(after, parse_instant) if after is not None else None
         patient = await reachable_patient(actor, patient_id, known=known)
@@ -212,7 +216,11 @@ class DiaryService:
             key, row_id = cursor
             page.add('("recorded_at" < {} OR ("recorded_at" = {} AND "id" < {}))', key, key, row_id)
         # Values, not model instances: a page is only shown (`select_values`).
-        rows = await select_values(DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1)
+        if fields is not None:
+            fields |= _PAGE_KEY
+        rows = await select_values(
+            DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1, fields=fields
+        )
         await audit.record(actor, "diary.read", [patient.id], now=now)
         return make_page(rows, size, lambda e: (e.recorded_at, e.id))
 

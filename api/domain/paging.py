@@ -45,7 +45,11 @@ def encode_cursor(key: datetime | str, row_id: UUID) -> str:
     # For an instant, what json.dumps writes (an ISO instant and a UUID need no escaping) without its cost: a
     # hundred cursors a page.
     text = f'["{key.isoformat()}", "{row_id}"]' if isinstance(key, datetime) else json.dumps([key, str(row_id)])
-    return base64.urlsafe_b64encode(text.encode()).decode()
+    # `base64.urlsafe_b64encode` without its Python-level wrapper: the same bytes, a microsecond less a cursor.
+    return binascii.b2a_base64(text.encode(), newline=False).translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def decode_cursor(cursor: str, parse_key: Callable[[str], datetime | str]) -> tuple[datetime | str, UUID]:

@@ -34,6 +34,7 @@ SHOWN = frozenset(
     | {"mood", "note"}
 )
 WARMUP = 50
+NEWEST_FIRST = '"recorded_at" DESC, "id" DESC'
 
 
 async def cpu_per_call(call: Callable[[], Awaitable[Any]], repeat: int) -> float:
@@ -77,6 +78,10 @@ async def measure(rows: int, repeat: int) -> list[tuple[str, float]]:
         ]
     )
     page = DiaryEntry.filter(patient_id=patient.id, deleted_at=None).order_by("-recorded_at", "-id")
+
+    def newest() -> Where:
+        return Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id)
+
     variants: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         (
             "patient by id and clinic, ORM (get_or_none)",
@@ -90,31 +95,15 @@ async def measure(rows: int, repeat: int) -> list[tuple[str, float]]:
         (f"{rows} entries, ORM (values_list)", lambda: page.limit(rows).values_list("id", "recorded_at", "note")),
         (
             f"{rows} entries, written out (model instances)",
-            lambda: select(
-                DiaryEntry,
-                Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id),
-                order_by='"recorded_at" DESC, "id" DESC',
-                limit=rows,
-            ),
+            lambda: select(DiaryEntry, newest(), order_by=NEWEST_FIRST, limit=rows),
         ),
         (
             f"{rows} entries, written out (values)",
-            lambda: select_values(
-                DiaryEntry,
-                Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id),
-                order_by='"recorded_at" DESC, "id" DESC',
-                limit=rows,
-            ),
+            lambda: select_values(DiaryEntry, newest(), order_by=NEWEST_FIRST, limit=rows),
         ),
         (
             f"{rows} entries, written out (values, {len(SHOWN)} fields)",
-            lambda: select_values(
-                DiaryEntry,
-                Where('"patient_id" = {} AND "deleted_at" IS NULL', patient.id),
-                order_by='"recorded_at" DESC, "id" DESC',
-                limit=rows,
-                fields=SHOWN,
-            ),
+            lambda: select_values(DiaryEntry, newest(), order_by=NEWEST_FIRST, limit=rows, fields=SHOWN),
         ),
     ]
     return [(label, await cpu_per_call(call, repeat)) for label, call in variants]

@@ -142,11 +142,12 @@ async def http(db: Database, settings: Settings, now: datetime) -> AsyncIterator
 
 
 class QueryCounter(logging.Handler):
-    """Counts SQL statements Tortoise sends, keeping only the verb (never the parameters)."""
+    """Counts SQL statements Tortoise sends: each one's verb, and its text (never the parameters)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.statements: list[str] = []
+        self.texts: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         # Tortoise logs either `debug(sql)` or `debug("%s: %s", sql, params)`.
@@ -154,6 +155,7 @@ class QueryCounter(logging.Handler):
         verb = sql.lstrip().split(" ", 1)[0].upper()
         if verb in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
             self.statements.append(verb)
+            self.texts.append(sql)
 
 
 @contextmanager

@@ -3,10 +3,7 @@ answers each field exactly as a page that reads them all."""
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -16,6 +13,7 @@ from graphql import get_named_type, is_object_type
 
 from api.domain.diary.models import DiaryEntry as DiaryEntryModel
 from schema.diary.types import DiaryEntry
+from tests.conftest import QueryCounter, count_queries
 from tests.factories import Factory, PatientUser, Staff
 from tests.graphql import SCHEMA, GraphQLClient
 from tests.schema.diary_support import MY_DIARY, PATIENT_DIARY
@@ -35,26 +33,9 @@ def entry_fields() -> list[str]:
     return selections
 
 
-@contextmanager
-def diary_selects() -> Iterator[list[str]]:
-    """The text of each SELECT of diary_entry that Tortoise sends (the statement only, never its values)."""
-    logger = logging.getLogger("tortoise.db_client")
-    texts: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            sql = str(record.args[0]) if isinstance(record.args, tuple) and record.args else str(record.msg)
-            if sql.lstrip().upper().startswith("SELECT") and '"diary_entry"' in sql:
-                texts.append(sql)
-
-    handler, previous = Keep(logging.DEBUG), logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
-        yield texts
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+def diary_selects(counter: QueryCounter) -> list[str]:
+    """The text of each SELECT of diary_entry that Tortoise sent (the statement only, never its values)."""
+    return [sql for sql in counter.texts if sql.lstrip().upper().startswith("SELECT") and '"diary_entry"' in sql]
 
 
 async def two_entries(factory: Factory, alice: PatientUser, now: datetime) -> None:
@@ -133,10 +114,10 @@ async def test_a_page_reads_only_the_columns_its_selection_shows(
     alice = await factory.patient(await factory.clinic(), joined=now - timedelta(days=30))
     await two_entries(factory, alice, now)
 
-    with diary_selects() as selects:
+    with count_queries() as counter:
         (await gql(MY_PAGE % ("", selection, fragments), actor=alice.actor)).ok()
 
-    [sql] = selects
+    [sql] = diary_selects(counter)
     left = set(re.findall(r'NULL AS "(\w+)"', sql))
     # The page's key and what recordedAt is made of are always read.
     assert not left & {*read, "id", "recorded_at", "utc_offset_minutes"}
@@ -158,10 +139,10 @@ async def test_a_selection_decided_by_a_directive_reads_every_column(
     alice = await factory.patient(await factory.clinic(), joined=now - timedelta(days=30))
     await two_entries(factory, alice, now)
 
-    with diary_selects() as selects:
+    with count_queries() as counter:
         nodes = (await gql(MY_PAGE % ("", selection, fragments), actor=alice.actor)).ok()["myDiary"]["edges"]
 
-    [sql] = selects
+    [sql] = diary_selects(counter)
     assert "NULL AS" not in sql
     assert [n["node"]["note"] for n in nodes] == [None, "a long day"]
 
@@ -191,10 +172,11 @@ async def test_the_shared_documents_read_every_column_they_show(
     clinician = await factory.staff(clinic)
     await two_entries(factory, alice, now)
 
-    with diary_selects() as selects:
+    with count_queries() as counter:
         (await gql(MY_DIARY, {"includeDeleted": True}, actor=alice.actor)).ok()
         (await gql(PATIENT_DIARY, {"id": str(alice.patient.id)}, actor=clinician.actor)).ok()
 
+    selects = diary_selects(counter)
     assert len(selects) == 2
     for sql in selects:
         assert re.findall(r'NULL AS "(\w+)"', sql) == ["client_hash", "clinic_id", "patient_id"]

@@ -17,6 +17,8 @@ from schema.context import Info
 def selected_below(info: Info, path: Sequence[str]) -> frozenset[str] | None:
     """The names of the fields selected at `path` (field names, not aliases) below the field being resolved, in all
     the places the document selects it; `None` when a directive decides it at run time."""
+    # graphql-core's own info (Strawberry 0.341, pinned): `info.selected_fields` would convert the whole subtree,
+    # argument values included, on every call; the tests of the diary's columns fail if this attribute goes.
     raw = info._raw_info
     names: set[str] = set()
     for node in raw.field_nodes:

@@ -46,10 +46,8 @@ def _collect(
         elif isinstance(selection, InlineFragmentNode):
             below = selection.selection_set
         elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is None:  # validation refuses such a document first
-                return False
-            below = fragment.selection_set
+            # Known: validation refuses a spread of a fragment the document does not define.
+            below = fragments[selection.name.value].selection_set
         if below is not None and not _collect(below, rest, fragments, names):
             return False
     return True

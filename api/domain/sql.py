@@ -193,6 +193,39 @@ async def insert(
     await db.execute_query(*_for(db, sql, params))
 
 
+async def insert_new(instance: Model, *, unique: tuple[str, ...], using_db: BaseDBAsyncClient) -> bool:
+    """`INSERT INTO <table> (<every column>) VALUES (…) ON CONFLICT (<unique>) DO NOTHING RETURNING <pk>`: the
+    instance stored, each value converted as Tortoise's own insert converts it (`to_db_value`, which validates);
+    False, with nothing written, when a row with the same `unique` key (a unique constraint of the model) exists.
+    One round trip where a lookup and then an insert took two, and no failed statement to recover from."""
+    model = type(instance)
+    fields = model._meta.fields_map
+    params = [fields[name].to_db_value(getattr(instance, name), instance) for name in model._meta.fields_db_projection]
+    sql = _insert_new_sql(model, unique)
+    if using_db.capabilities.dialect == "postgres":
+        # Tortoise's `execute_query` answers an INSERT with no rows; `execute_insert` fetches the one returned.
+        inserted = await using_db.execute_insert(sql, params) is not None
+    else:
+        inserted = bool((await using_db.execute_query(*_for(using_db, sql, params)))[1])
+    if not inserted:
+        return False
+    instance._saved_in_db = True
+    return True
+
+
+@cache
+def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
+    meta = model._meta
+    targets = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
+    values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
+    conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)
+    pk = meta.fields_db_projection[meta.pk_attr]
+    return (
+        f'INSERT INTO "{meta.db_table}" ({targets}) VALUES ({values}) '  # noqa: S608 -- see the module
+        f'ON CONFLICT ({conflict}) DO NOTHING RETURNING "{pk}"'
+    )
+
+
 def _for(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> tuple[str, list[Any]]:
     """The statement and its values as the connection's driver takes them."""
     if db.capabilities.dialect != "sqlite":

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import uuid4
 
 import pytest
+from tortoise.exceptions import ValidationError
+from tortoise.transactions import in_transaction
 
 from api.domain import audit
 from api.domain.audit.models import AuditEvent
@@ -13,9 +16,9 @@ from api.domain.diary.models import DiaryEntry
 from api.domain.errors import NotFound
 from api.domain.patient.access import reachable_patient
 from api.domain.patient.models import Patient, PatientStatus
-from api.domain.sql import Where, insert, select, select_values
+from api.domain.sql import Where, insert, insert_new, select, select_values
 from tests.conftest import Database, count_queries
-from tests.factories import Factory
+from tests.factories import Factory, PatientUser
 from tests.graphql import GraphQLClient
 
 
@@ -134,6 +137,74 @@ async def test_inserted_rows_read_back_as_the_orm_wrote_them(db: Database, facto
         assert {name: getattr(event, name) for name in row} == row
     # Instants compare as the ORM's own writes do (SQLite compares them as text).
     assert await AuditEvent.filter(clinic_id=clinic.id, created_at__lt=now).count() == 2
+
+
+def _entry(who: PatientUser, now: datetime, **values: object) -> DiaryEntry:
+    required = {
+        "clinic_id": who.patient.clinic_id,
+        "patient_id": who.patient.id,
+        "client_id": uuid4(),
+        "client_hash": "h" * 64,
+        "recorded_at": now - timedelta(hours=1),
+        "utc_offset_minutes": -300,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return DiaryEntry(**{**required, **values})
+
+
+async def test_an_inserted_instance_reads_back_as_the_orm_writes_it(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    alice = await factory.patient(await factory.clinic())
+    values = {
+        "pain_now": 3,
+        "pain_locations": ["HEAD", "NECK"],
+        "sleep_hours": Decimal("7.25"),
+        "side_effects": [{"code": "NAUSEA", "severity": 2}],
+        "rescue_medication": False,
+        "note": 'a note\'s "quotes"',
+        "prompt_id": uuid4(),
+    }
+    ours, theirs = _entry(alice, now, **values), _entry(alice, now, **values)
+    async with in_transaction() as conn:
+        with count_queries() as counter:
+            assert await insert_new(ours, unique=("patient_id", "client_id"), using_db=conn)
+        await theirs.save(using_db=conn)
+    assert counter.statements == ["INSERT"]
+    assert ours._saved_in_db
+
+    names = [n for n in DiaryEntry._meta.fields_db_projection if n not in ("id", "client_id")]
+    stored, written = await DiaryEntry.get(id=ours.id), await DiaryEntry.get(id=theirs.id)
+    assert {n: getattr(stored, n) for n in names} == {n: getattr(written, n) for n in names}
+    assert (stored.client_id, stored.version, stored.deleted_at) == (ours.client_id, 1, None)
+    # Instants compare as the ORM's own writes do (SQLite compares them as text).
+    assert await DiaryEntry.filter(id=ours.id, recorded_at__lt=now).count() == 1
+
+
+async def test_an_instance_whose_unique_key_is_stored_is_not_inserted(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    alice = await factory.patient(await factory.clinic())
+    first = _entry(alice, now, note="first")
+    again = _entry(alice, now, note="again")
+    again.client_id = first.client_id
+    async with in_transaction() as conn:
+        assert await insert_new(first, unique=("patient_id", "client_id"), using_db=conn)
+        assert not await insert_new(again, unique=("patient_id", "client_id"), using_db=conn)
+        # The transaction goes on: nothing failed in it.
+        assert await DiaryEntry.filter(patient_id=alice.patient.id).using_db(conn).count() == 1
+    assert not again._saved_in_db
+    assert [(e.id, e.note) for e in await DiaryEntry.filter(patient_id=alice.patient.id)] == [(first.id, "first")]
+
+
+async def test_an_instance_is_checked_as_the_orm_checks_it(db: Database, factory: Factory, now: datetime) -> None:
+    alice = await factory.patient(await factory.clinic())
+    too_long = _entry(alice, now, client_hash="h" * 65)
+    with pytest.raises(ValidationError):
+        async with in_transaction() as conn:
+            await insert_new(too_long, unique=("patient_id", "client_id"), using_db=conn)
+    assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 0
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:

@@ -51,19 +51,22 @@ PATIENTS_PAGE = 50
 
 
 class WriteSql:
-    """logDiaryEntry: the patient; a resend (idempotency on clientId); then, in one transaction, the patient's row
-    locked against a concurrent erasure, the insert, and what the alert rules read (the clinic's thresholds and the
-    latest completed infusion)."""
+    """logDiaryEntry, in one transaction: the patient's row, locked against a concurrent erasure; the insert, which
+    stores nothing if the clientId is stored already (a resend, judged against the stored entry); what the alert
+    rules read (the clinic's thresholds and the latest completed infusion)."""
 
-    PATIENT = "SELECT id, clinic_id, status, activated_at, created_at FROM patient WHERE id = $1 AND clinic_id = $2"
-    EXISTING = "SELECT id, client_hash FROM diary_entry WHERE patient_id = $1 AND client_id = $2"
-    LOCK = "SELECT status FROM patient WHERE id = $1 FOR NO KEY UPDATE"
+    LOCK = (
+        "SELECT id, clinic_id, status, activated_at, created_at FROM patient WHERE id = $1 AND clinic_id = $2 "
+        "FOR NO KEY UPDATE"
+    )
     INSERT = (
         "INSERT INTO diary_entry (id, clinic_id, patient_id, client_id, client_hash, recorded_at, utc_offset_minutes, "
         "pain_now, pain_worst, pain_average, pain_locations, sleep_hours, sleep_quality, mood, side_effects, "
         "rescue_medication, note, prompt_id, version, deleted_at, created_at, updated_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '[]', $11, $12, $13, '[]', $14, $15, NULL, 1, NULL, $16, $16)"
+        " ON CONFLICT (patient_id, client_id) DO NOTHING RETURNING id"
     )
+    EXISTING = "SELECT id, client_hash FROM diary_entry WHERE patient_id = $1 AND client_id = $2"
     ALERT_SETTINGS = "SELECT thresholds, version FROM clinic_alert_settings WHERE clinic_id = $1"
     LATEST_SESSION = (
         "SELECT id, starts_at, ended_at, planned_duration_minutes FROM infusion_session "

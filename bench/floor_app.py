@@ -168,35 +168,34 @@ async def write(floor: Floor, request: Request) -> JSONResponse:
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
     sleep = values.get("sleepHours")
     entry_id = uuid4()
-    async with floor.connection("write") as db:
-        patient = await db.fetchrow(WriteSql.PATIENT, patient_id, clinic_id)
+    async with floor.connection("write") as db, db.transaction():
+        patient = await db.fetchrow(WriteSql.LOCK, patient_id, clinic_id)
         if patient is None or patient["status"] not in WRITABLE:
             return _error("patient not found")
-        if await db.fetchrow(WriteSql.EXISTING, patient_id, client_id) is not None:
+        inserted = await db.fetchrow(
+            WriteSql.INSERT,
+            entry_id,
+            clinic_id,
+            patient_id,
+            client_id,
+            digest,
+            recorded,
+            int(offset.total_seconds() // 60),
+            values.get("painNow"),
+            values.get("painWorst"),
+            values.get("painAverage"),
+            None if sleep is None else Decimal(str(sleep)),
+            values.get("sleepQuality"),
+            values.get("mood"),
+            values.get("rescueMedication"),
+            values.get("note"),
+            now,
+        )
+        if inserted is None:
+            await db.fetchrow(WriteSql.EXISTING, patient_id, client_id)
             return _error("resent: the benchmark sends each clientId once")
-        async with db.transaction():
-            await db.fetchrow(WriteSql.LOCK, patient_id)
-            await db.execute(
-                WriteSql.INSERT,
-                entry_id,
-                clinic_id,
-                patient_id,
-                client_id,
-                digest,
-                recorded,
-                int(offset.total_seconds() // 60),
-                values.get("painNow"),
-                values.get("painWorst"),
-                values.get("painAverage"),
-                None if sleep is None else Decimal(str(sleep)),
-                values.get("sleepQuality"),
-                values.get("mood"),
-                values.get("rescueMedication"),
-                values.get("note"),
-                now,
-            )
-            await db.fetchrow(WriteSql.ALERT_SETTINGS, clinic_id)
-            await db.fetchrow(WriteSql.LATEST_SESSION, patient_id)
+        await db.fetchrow(WriteSql.ALERT_SETTINGS, clinic_id)
+        await db.fetchrow(WriteSql.LATEST_SESSION, patient_id)
     entry = {
         "id": str(entry_id),
         "clientId": str(client_id),

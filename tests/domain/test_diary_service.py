@@ -16,7 +16,7 @@ from api.domain.diary.service import SyncStatus
 from api.domain.diary.validation import DiaryInput
 from api.domain.errors import BadInput, Conflict, NotFound
 from api.domain.services import Services
-from tests.conftest import count_queries
+from tests.conftest import Database, count_queries
 from tests.factories import Factory, PatientUser
 from tests.schema.diary_support import stored
 
@@ -57,6 +57,27 @@ async def test_an_insert_that_loses_the_race_returns_the_winner(
     assert (other.status, other.entry) == (SyncStatus.CONFLICT, None)
     assert isinstance(other.error, Conflict)
     assert await stored() == before
+
+
+async def test_a_log_locks_the_patient_before_it_reads_or_writes_anything(
+    db: Database, services: Services, alice: PatientUser, now: datetime
+) -> None:
+    data = report(now, pain_now=3)
+    with count_queries() as counter:
+        entry = await services.diary.log(alice.actor, data, now=now)
+    # The patient, locked; the entry; what the alert rules read (the clinic's thresholds, the latest infusion).
+    assert counter.statements == ["SELECT", "INSERT", "SELECT", "SELECT"]
+    assert 'FROM "patient" WHERE "id" = ' in counter.texts[0]
+    assert ' AND "clinic_id" = ' in counter.texts[0]
+    if db.backend == "postgres":
+        assert counter.texts[0].endswith("FOR NO KEY UPDATE")
+    assert [e.id for e in await DiaryEntry.filter(patient_id=alice.patient.id)] == [entry.id]
+
+    with count_queries() as counter:
+        again = await services.diary.log(alice.actor, data, now=now)
+    # A resend: the patient, locked; the insert that stores nothing; the entry stored under its clientId.
+    assert counter.statements == ["SELECT", "INSERT", "SELECT"]
+    assert again.id == entry.id
 
 
 async def test_of_concurrent_logs_with_different_content_one_is_stored_and_the_others_conflict(

@@ -198,7 +198,12 @@ class ErasingQuestionnaires(QuestionnaireService):
         return patient
 
 
-@pytest.mark.parametrize("write", list(WRITES))
+# `log` checks the patient only under the lock, in its transaction (`DiaryService.log`): it has no first check for an
+# erasure to commit after. What it can meet, an erasure running when it comes, is the next test's.
+CHECKED_FIRST = [name for name in WRITES if name != "log"]
+
+
+@pytest.mark.parametrize("write", CHECKED_FIRST)
 async def test_a_write_whose_check_passed_before_the_erasure_committed_is_refused(
     services: Services, alice: Alice, now: datetime, write: str
 ) -> None:

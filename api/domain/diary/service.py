@@ -9,12 +9,12 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from tortoise.exceptions import IntegrityError
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
 from api.domain.actor import Actor
-from api.domain.alert.service import AlertService
+from api.domain.alert.service import AlertService, Announced
 from api.domain.clock import require_aware
 from api.domain.diary.models import DiaryEntry, DiaryEntryRevision
 from api.domain.diary.validation import (
@@ -27,14 +27,22 @@ from api.domain.diary.validation import (
 )
 from api.domain.errors import BadInput, Conflict, DomainError, NotFound
 from api.domain.paging import Page, decode_cursor, make_page, page_size, parse_instant
-from api.domain.patient.access import lock_patient, reachable_patient, require_patient, require_writable
+from api.domain.patient.access import (
+    lock_own_patient,
+    lock_patient,
+    reachable_patient,
+    require_patient,
+    require_writable,
+)
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
-from api.domain.sql import Where, select, select_values
+from api.domain.sql import Where, insert_new, select, select_values
 
 MAX_SYNC = 200
 # What a page of the diary is ordered and cut by: read whatever else a caller reads (`entries`).
 _PAGE_KEY = frozenset({"id", "recorded_at"})
+# An entry's idempotency key: a phone's clientId, unique per patient.
+_CLIENT_KEY = ("patient_id", "client_id")
 
 
 class SyncStatus(StrEnum):
@@ -74,14 +82,22 @@ class DiaryService:
         self.alerts = alerts
 
     async def log(self, actor: Actor, data: DiaryInput, *, now: datetime) -> DiaryEntry:
-        outcome = (await self.sync(actor, [data], now=now))[0]
+        """One entry, in one transaction: the patient's row locked and checked first (`lock_own_patient`), then the
+        entry stored, or judged against the one stored under its clientId. Nothing is read before the transaction,
+        so nothing read there can be out of date in it."""
+        async with in_transaction() as conn:
+            patient = await lock_own_patient(actor, conn)
+            content = build_content(data.values(), self._window(patient, now))
+            outcome, raised = await self._insert(patient, data, content, now, conn)
+        await self.alerts.publish(raised)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.entry is not None  # noqa: S101 -- CREATED/UNCHANGED always carry the entry
         return outcome.entry
 
     async def sync(self, actor: Actor, items: list[DiaryInput], *, now: datetime) -> list[SyncOutcome]:
-        """Each item stands alone: one bad item never blocks the others, and the batch is safe to resend."""
+        """Each item stands alone: one bad item never blocks the others, and the batch is safe to resend. The items
+        already stored are found first, in one statement, and answered without a transaction."""
         patient = await self._writer(actor)
         if len(items) > MAX_SYNC:
             raise BadInput("entries", f"at most {MAX_SYNC} entries per call")
@@ -105,39 +121,45 @@ class DiaryService:
         self, patient: Patient, item: DiaryInput, window: Window, existing: dict[UUID, DiaryEntry], now: datetime
     ) -> SyncOutcome:
         content = build_content(item.values(), window)
-        digest = content.digest()
         if item.client_id in existing:
-            return _resent(existing[item.client_id], digest)
-        prompt_id: UUID | None = content.values["prompt_id"]
-        try:
-            async with in_transaction() as conn:
-                try:
-                    patient = require_writable(await lock_patient(patient.id, conn))
-                except DomainError as refusal:
-                    raise _Closed(refusal) from refusal
-                # Insert first: a concurrent resend then waits on the unique key and is judged as a resend,
-                # not as a second answer to the prompt.
-                entry = await DiaryEntry.create(
-                    clinic_id=patient.clinic_id,
-                    patient_id=patient.id,
-                    client_id=item.client_id,
-                    client_hash=digest,
-                    created_at=now,
-                    updated_at=now,
-                    using_db=conn,
-                    **content.values,
-                )
-                if prompt_id is not None:
-                    await self.prompts.answer(patient.id, prompt_id, kind=ANSWERED_BY_DIARY, now=now, using_db=conn)
-                raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn)
-        except IntegrityError:
-            # A concurrent resend of the same entry won the insert; judge ours against it.
-            stored = await DiaryEntry.get(patient_id=patient.id, client_id=item.client_id)
-            existing[item.client_id] = stored
-            return _resent(stored, digest)
-        existing[item.client_id] = entry
+            return _resent(existing[item.client_id], content.digest())
+        async with in_transaction() as conn:
+            try:
+                patient = require_writable(await lock_patient(patient.id, conn))
+            except DomainError as refusal:
+                raise _Closed(refusal) from refusal
+            outcome, raised = await self._insert(patient, item, content, now, conn)
+        if outcome.entry is not None:
+            existing[item.client_id] = outcome.entry
         await self.alerts.publish(raised)
-        return SyncOutcome(item.client_id, SyncStatus.CREATED, entry=entry)
+        return outcome
+
+    async def _insert(
+        self, patient: Patient, item: DiaryInput, content: Content, now: datetime, conn: BaseDBAsyncClient
+    ) -> tuple[SyncOutcome, Announced]:
+        """In the transaction that locked the patient: the entry stored, its prompt answered and its alert rules run
+        (alerts to publish after the commit); or, if an entry with its clientId is stored already, the resend
+        judged against it, with nothing written. Under the patient's lock, a concurrent write of the same entry
+        has committed or not begun, so the insert never waits on it, and never fails for it."""
+        digest = content.digest()
+        entry = DiaryEntry(
+            clinic_id=patient.clinic_id,
+            patient_id=patient.id,
+            client_id=item.client_id,
+            client_hash=digest,
+            created_at=now,
+            updated_at=now,
+            **content.values,
+        )
+        if not await insert_new(entry, unique=_CLIENT_KEY, using_db=conn):
+            resent = Where('"patient_id" = {} AND "client_id" = {}', patient.id, item.client_id)
+            stored = (await select(DiaryEntry, resent, using_db=conn))[0]
+            return _resent(stored, digest), Announced()
+        prompt_id: UUID | None = content.values["prompt_id"]
+        if prompt_id is not None:
+            await self.prompts.answer(patient.id, prompt_id, kind=ANSWERED_BY_DIARY, now=now, using_db=conn)
+        raised = await self.alerts.on_entry(patient, entry, now=now, using_db=conn)
+        return SyncOutcome(item.client_id, SyncStatus.CREATED, entry=entry), raised
 
     async def update(
         self, actor: Actor, entry_id: UUID, patch: Mapping[str, Any], *, expected_version: int | None, now: datetime

@@ -52,12 +52,27 @@ async def lock_patient(patient_id: UUID, conn: BaseDBAsyncClient) -> Patient:
     open alert, behind a purge that had already happened. On SQLite, where the lock is a no-op, transactions run one
     at a time, and this read, inside the transaction, sees any erasure committed before it.
     """
+    found = await _locked(Where('"id" = {}', patient_id), conn)
+    if found is None:
+        raise DoesNotExist(Patient)
+    return found
+
+
+async def lock_own_patient(actor: Actor, conn: BaseDBAsyncClient) -> Patient:
+    """For a patient's own write that reads nothing before its transaction (`DiaryService.log`): their row, locked
+    as `lock_patient` locks it, and judged as `reachable_patient` then `require_writable` judge a patient's own
+    call: NOT_FOUND if it is not theirs or is erased, FORBIDDEN while their diary is not open."""
+    found = await _locked(Where('"id" = {} AND "clinic_id" = {}', require_patient(actor), actor.clinic_id), conn)
+    if found is None:
+        raise NotFound("patient")
+    return require_writable(found)
+
+
+async def _locked(where: Where, conn: BaseDBAsyncClient) -> Patient | None:
     # FOR NO KEY UPDATE: waits for an erasure's FOR UPDATE and makes it wait, but lets rows that merely reference
     # the patient (audit events, prompts) be inserted meanwhile.
-    found = await select(Patient, Where('"id" = {}', patient_id), lock="NO KEY UPDATE", using_db=conn)
-    if not found:
-        raise DoesNotExist(Patient)
-    return found[0]
+    found = await select(Patient, where, lock="NO KEY UPDATE", using_db=conn)
+    return found[0] if found else None
 
 
 def require_writable(patient: Patient) -> Patient:

@@ -1,5 +1,5 @@
-"""Hand-written statements for the hottest reads and the audit trail's writes, run through Tortoise's own
-connection and row conversion.
+"""Hand-written statements for the hottest reads, the diary entry's insert and the audit trail's writes, run
+through Tortoise's own connection and value conversion.
 
 Building a query through the ORM costs more than running it: about 0.3 ms for a lookup by primary key and 1 ms for
 a page of the diary, against 0.15 ms to send the same statement (bench/README.md). A request reads the patient and
@@ -197,11 +197,15 @@ async def insert_new(instance: Model, *, unique: tuple[str, ...], using_db: Base
     """`INSERT INTO <table> (<every column>) VALUES (…) ON CONFLICT (<unique>) DO NOTHING RETURNING <pk>`: the
     instance stored, each value converted as Tortoise's own insert converts it (`to_db_value`, which validates);
     False, with nothing written, when a row with the same `unique` key (a unique constraint of the model) exists.
-    One round trip where a lookup and then an insert took two, and no failed statement to recover from."""
+    One round trip where a lookup and then an insert took two, and no failed statement to recover from.
+
+    Every column comes from the instance: a model with a column the database generates or defaults is refused
+    (`_insert_new_sql`), and no save signals are sent (the models here have none). Instants go in UTC on SQLite,
+    as every stored instant does (`_for`)."""
     model = type(instance)
+    sql = _insert_new_sql(model, unique)
     fields = model._meta.fields_map
     params = [fields[name].to_db_value(getattr(instance, name), instance) for name in model._meta.fields_db_projection]
-    sql = _insert_new_sql(model, unique)
     if using_db.capabilities.dialect == "postgres":
         # Tortoise's `execute_query` answers an INSERT with no rows; `execute_insert` fetches the one returned.
         inserted = await using_db.execute_insert(sql, params) is not None
@@ -216,6 +220,8 @@ async def insert_new(instance: Model, *, unique: tuple[str, ...], using_db: Base
 @cache
 def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     meta = model._meta
+    if meta.generated_db_fields or meta.db_default_db_columns:
+        raise TypeError(f"{model.__name__} has columns the database fills in: insert it through the ORM")
     targets = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
     values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
     conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)

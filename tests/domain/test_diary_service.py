@@ -50,7 +50,7 @@ async def test_an_insert_that_loses_the_race_returns_the_winner(
     winner = await services.diary.log(alice.actor, data, now=now)
     before = await stored()
     window = services.diary._window(alice.patient, now)
-    # As if our lookup ran just before the winner's insert: it found nothing, so we insert too, and fail.
+    # As if our lookup ran just before the winner's insert: it found nothing, so we insert too, and store nothing.
     outcome = await services.diary._store(alice.patient, data, window, {}, now)
     assert (outcome.status, outcome.entry and outcome.entry.id) == (SyncStatus.UNCHANGED, winner.id)
     other = await services.diary._store(alice.patient, replace(data, pain_now=5), window, {}, now)

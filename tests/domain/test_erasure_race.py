@@ -2,7 +2,8 @@
 
 Every write that adds to the record or may raise an alert (diary log, sync, update, delete, questionnaire submit),
 and every write the erasure undoes (a session scheduled or moved, an enrolment, a push token, the preferences), locks
-the patient's row in its transaction and checks the patient again there; the erasure takes the same lock first. So
+the patient's row in its transaction and checks the patient again there (a diary log checks them there only); the
+erasure takes the same lock first. So
 a write that passed its first check just before the erasure committed is refused (NOT_FOUND, as any call of an erased
 patient is; CONFLICT for staff); a write that comes while the erasure runs waits for it, then is refused; an erasure
 that comes while a write runs waits for it, then holds or purges what was written with the rest. The replan that

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -167,6 +168,8 @@ async def test_an_inserted_instance_reads_back_as_the_orm_writes_it(
         "prompt_id": uuid4(),
     }
     ours, theirs = _entry(alice, now, **values), _entry(alice, now, **values)
+    # Given with the patient's offset, stored in UTC as every instant is (SQLite compares them as text).
+    ours.recorded_at = ours.recorded_at.astimezone(timezone(timedelta(hours=-5)))
     async with in_transaction() as conn:
         with count_queries() as counter:
             assert await insert_new(ours, unique=("patient_id", "client_id"), using_db=conn)
@@ -178,8 +181,9 @@ async def test_an_inserted_instance_reads_back_as_the_orm_writes_it(
     stored, written = await DiaryEntry.get(id=ours.id), await DiaryEntry.get(id=theirs.id)
     assert {n: getattr(stored, n) for n in names} == {n: getattr(written, n) for n in names}
     assert (stored.client_id, stored.version, stored.deleted_at) == (ours.client_id, 1, None)
-    # Instants compare as the ORM's own writes do (SQLite compares them as text).
-    assert await DiaryEntry.filter(id=ours.id, recorded_at__lt=now).count() == 1
+    instant = now - timedelta(hours=1)
+    assert await DiaryEntry.filter(id=ours.id, recorded_at__gt=instant - timedelta(seconds=1)).count() == 1
+    assert await DiaryEntry.filter(id=ours.id, recorded_at__lt=instant + timedelta(seconds=1)).count() == 1
 
 
 async def test_an_instance_whose_unique_key_is_stored_is_not_inserted(
@@ -205,6 +209,15 @@ async def test_an_instance_is_checked_as_the_orm_checks_it(db: Database, factory
         async with in_transaction() as conn:
             await insert_new(too_long, unique=("patient_id", "client_id"), using_db=conn)
     assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 0
+
+
+@pytest.mark.parametrize("filled", [{"generated_db_fields": ("id",)}, {"db_default_db_columns": ("version",)}])
+async def test_a_model_whose_columns_the_database_fills_in_is_refused(filled: dict[str, tuple[str, ...]]) -> None:
+    class Counted:  # what insert_new reads of a model: its metadata (Tortoise's own models here fill in nothing)
+        _meta = SimpleNamespace(**{"generated_db_fields": (), "db_default_db_columns": (), **filled})
+
+    with pytest.raises(TypeError, match="the database fills in"):
+        await insert_new(Counted(), unique=("id",), using_db=None)  # type: ignore[arg-type]
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:

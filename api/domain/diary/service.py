@@ -85,6 +85,7 @@ class DiaryService:
         """One entry, in one transaction: the patient's row locked and checked first (`lock_own_patient`), then the
         entry stored, or judged against the one stored under its clientId. Nothing is read before the transaction,
         so nothing read there can be out of date in it."""
+        require_patient(actor)  # staff are refused before a connection is taken
         async with in_transaction() as conn:
             patient = await lock_own_patient(actor, conn)
             content = build_content(data.values(), self._window(patient, now))

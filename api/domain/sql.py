@@ -222,12 +222,11 @@ def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     meta = model._meta
     if meta.generated_db_fields or meta.db_default_db_columns:
         raise TypeError(f"{model.__name__} has columns the database fills in: insert it through the ORM")
-    targets = ", ".join(f'"{column}"' for column in meta.fields_db_projection.values())
     values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
     conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)
     pk = meta.fields_db_projection[meta.pk_attr]
     return (
-        f'INSERT INTO "{meta.db_table}" ({targets}) VALUES ({values}) '  # noqa: S608 -- see the module
+        f'INSERT INTO "{meta.db_table}" ({columns(model)}) VALUES ({values}) '  # noqa: S608 -- see the module
         f'ON CONFLICT ({conflict}) DO NOTHING RETURNING "{pk}"'
     )
 

@@ -10,11 +10,12 @@ from uuid import uuid4
 import pytest
 import pytest_asyncio
 
+from api.domain.actor import Role
 from api.domain.audit.models import AuditEvent
 from api.domain.diary.models import DiaryEntry, DiaryEntryRevision
 from api.domain.diary.service import SyncStatus
 from api.domain.diary.validation import DiaryInput
-from api.domain.errors import BadInput, Conflict, NotFound
+from api.domain.errors import BadInput, Conflict, Forbidden, NotFound
 from api.domain.services import Services
 from tests.conftest import Database, count_queries
 from tests.factories import Factory, PatientUser
@@ -78,6 +79,21 @@ async def test_a_log_locks_the_patient_before_it_reads_or_writes_anything(
     # A resend: the patient, locked; the insert that stores nothing; the entry stored under its clientId.
     assert counter.statements == ["SELECT", "INSERT", "SELECT"]
     assert again.id == entry.id
+
+
+async def test_a_log_is_refused_for_a_patient_of_another_clinic_for_staff_and_for_a_patient_not_stored(
+    services: Services, factory: Factory, alice: PatientUser, now: datetime
+) -> None:
+    staff = await factory.staff(await factory.clinic(), Role.CLINICIAN)
+    elsewhere = replace(alice.actor, clinic_id=staff.actor.clinic_id)
+    nobody = replace(alice.actor, patient_id=uuid4())
+    before = await stored()
+
+    for actor, refusal in ((elsewhere, NotFound), (nobody, NotFound), (staff.actor, Forbidden)):
+        with pytest.raises(refusal):
+            await services.diary.log(actor, report(now, pain_now=2), now=now)
+
+    assert await stored() == before
 
 
 async def test_of_concurrent_logs_with_different_content_one_is_stored_and_the_others_conflict(

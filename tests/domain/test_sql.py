@@ -257,6 +257,26 @@ async def test_values_of_some_fields_leave_the_others_unread(db: Database, facto
     assert all(getattr(whole, n) is not None for n in ("pain_locations", "recorded_at", "client_hash", "version"))
 
 
+async def test_values_of_fields_without_json_are_the_rows_as_they_are(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    # No JSON column selected, nothing to decode: the row's values go into the named tuple as they come.
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    await factory.entry(alice, recorded_at=now - timedelta(hours=2), pain_locations=["HEAD"], sleep_hours=6.25)
+    await factory.entry(alice, recorded_at=now - timedelta(hours=1), note="n", mood=7)
+    where = Where('"patient_id" = {}', alice.patient.id)
+    order = '"recorded_at" DESC, "id" DESC'
+    whole = await select_values(DiaryEntry, where, order_by=order)
+
+    read = {"id", "recorded_at", "utc_offset_minutes", "sleep_hours", "mood", "note", "created_at"}
+    some = await select_values(DiaryEntry, where, order_by=order, fields=frozenset(read))
+
+    assert [type(v) for v in some] == [type(v) for v in whole]
+    assert [{n: getattr(v, n) for n in read} for v in some] == [{n: getattr(v, n) for n in read} for v in whole]
+    assert [(v.pain_locations, v.side_effects, v.client_hash) for v in some] == [(None, None, None)] * 2
+
+
 async def test_values_of_a_field_the_model_lacks_are_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="no fields"):
         await select_values(DiaryEntry, Where('"note" = {}', "x"), fields=frozenset({"note", "nothing"}))

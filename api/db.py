@@ -106,16 +106,62 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg shi
         return ""
 
 
+class FairHolderQueue(asyncpg.pool._PoolConnectionHolderQueue):  # type: ignore[misc]  # asyncpg: no hints
+    """asyncpg's queue of idle connections, handing a connection given back straight to the request that has waited
+    longest for one.
+
+    asyncio's queue wakes its first waiter when an item is put, but leaves the item in the queue until that waiter
+    runs. On a busy event loop every task that asks for a connection meanwhile finds the queue not empty and takes
+    it; the waiter, finding it empty again, waits anew at the back of the line. Under load some requests lost their
+    turn again and again: the write's 99th percentile was the wait for a connection (bench/README.md). Here a
+    connection given back while requests wait is the first one's before anyone else runs, and a request takes an
+    idle connection itself only when nobody waits before it. Which idle connection it takes is asyncpg's choice, as
+    before (a live one, the most recently used)."""
+
+    async def get(self) -> Any:
+        if not self._getters and not self.empty():
+            return self.get_nowait()
+        waiter = self._get_loop().create_future()
+        self._getters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a connection, then cancelled before taking it: it goes to the next in line.
+                self.put_nowait(waiter.result())
+            else:
+                with suppress(ValueError):  # already taken out by `put_nowait`, which skips what is cancelled
+                    self._getters.remove(waiter)
+            raise
+
+    def put_nowait(self, item: Any) -> None:
+        while self._getters:
+            waiter = self._getters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        super().put_nowait(item)
+
+
 class GivingBackPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
-    """asyncpg's pool, giving a connection back without a task when nothing needs waiting for.
+    """asyncpg's pool, handing a connection given back to the request that has waited longest for one
+    (`FairHolderQueue`), and giving it back without a task when nothing needs waiting for.
 
     asyncpg's `Pool.release` runs the holder's release in `asyncio.shield`, a task of its own, so that cancelling
     the caller cannot keep the connection from going back: a task for every statement Tortoise sends outside a
     transaction (bench/README.md). With no reset statement (`PooledConnection`) and no transaction to roll back,
     that release never waits: here its first step runs at once, and only a release that must wait (a rollback, a
     close) goes on in a shielded task, as before. A step that does not wait cannot be cancelled, so the guarantee
-    is the same; the turn of the event loop the task gave is kept (see `release`). With a release timeout (Tortoise
-    sets none) asyncpg's own path is taken: the timeout would be armed against the caller's task."""
+    is the same. With a release timeout (Tortoise sets none) asyncpg's own path is taken: the timeout would be
+    armed against the caller's task."""
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        # asyncpg makes its queue here, by name; nobody can ask the pool for a connection before this returns. The
+        # class adds behaviour only, no state; a queue of another class (a later asyncpg) is refused, not changed.
+        if type(self._queue) is not asyncpg.pool._PoolConnectionHolderQueue:
+            raise TypeError(f"asyncpg's pool now keeps its connections in {type(self._queue).__name__}")
+        self._queue.__class__ = FairHolderQueue
 
     async def release(self, connection: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- asyncpg's
         holder = getattr(connection, "_holder", None)
@@ -134,11 +180,8 @@ class GivingBackPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no ty
         try:
             waiting = release.send(None)
         except StopIteration:
-            # Back in the pool. One turn of the loop, as the shielded release gave: a request waiting for a
-            # connection, woken by this one, takes it before the caller can ask for another. Without it a request
-            # going from one statement to the next took back the connection it had just given, ahead of those
-            # waiting, and the 99th percentile of a loaded server grew (bench/README.md).
-            await asyncio.sleep(0)
+            # Back in the pool, or already the first waiting request's (`FairHolderQueue`): the caller cannot take
+            # it back ahead of those waiting.
             return
         await asyncio.shield(_resumed(release, waiting))
 

@@ -1,6 +1,7 @@
 """Pooled PostgreSQL connections go back to the pool without asyncpg's reset statement (api/db.py
 `PooledConnection`), which is safe only while nothing leaves session state on them, and without a task of their own
-when nothing needs waiting for (`GivingBackPool`), still shielded from cancellation when something does."""
+when nothing needs waiting for (`GivingBackPool`), still shielded from cancellation when something does; and to the
+requests waiting for one in the order they asked (`FairHolderQueue`)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,64 @@ async def test_a_connection_given_back_goes_to_the_request_waiting_for_it_first(
         await pool.release(again)
         await waiter
         assert order == ["the request that waited", "the request that gave it back"]
+
+
+async def test_requests_waiting_for_a_connection_get_it_in_the_order_they_asked(scratch: Scratch) -> None:
+    # asyncio's own queue left a connection given back in the queue until the first waiting request ran: whoever
+    # asked meanwhile took it, and the request it was meant for waited again, at the back of the line.
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        order: list[str] = []
+        held = await pool.acquire()
+
+        async def request(name: str) -> None:
+            conn = await pool.acquire()
+            order.append(name)
+            await pool.release(conn)
+
+        waiting = [asyncio.ensure_future(request(f"waited {i}")) for i in range(3)]
+        await asyncio.sleep(0)  # one turn of the loop: each asks for the pool's one connection, and waits
+        await pool.release(held)
+        async with asyncio.timeout(10):
+            await request("gave it back, then asked again")  # before any of those waiting has run
+            await asyncio.gather(*waiting)
+        assert order == ["waited 0", "waited 1", "waited 2", "gave it back, then asked again"]
+        assert pool.get_idle_size() == 1
+
+
+async def test_a_connection_handed_to_a_request_cancelled_meanwhile_goes_to_the_next(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        held = await pool.acquire()
+        first, second = asyncio.ensure_future(pool.acquire()), asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0)  # both wait
+        await pool.release(held)  # the first's, which has not run yet
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        async with asyncio.timeout(10):
+            conn = await second
+        await pool.release(conn)
+        assert pool.get_idle_size() == 1
+
+
+async def test_a_request_cancelled_while_waiting_takes_no_connection_with_it(scratch: Scratch) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        pool = await _pool()
+        held = await pool.acquire()
+        gone = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0)  # it waits
+        gone.cancel()
+        await pool.release(held)  # before the cancelled request has run: it is still in line, and passed over
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert pool.get_idle_size() == 1
+        async with asyncio.timeout(10):
+            again = await pool.acquire()
+        await pool.release(again)
 
 
 async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cancelled(scratch: Scratch) -> None:

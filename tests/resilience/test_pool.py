@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,7 @@ OWN_CONNECTION = {"api/domain/alert/pg_broker.py"}
 
 
 async def test_a_pooled_connection_goes_back_without_a_reset_statement(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         sent: list[str] = []
         async with pool.acquire() as conn:
             assert type(conn._con) is PooledConnection
@@ -53,9 +51,7 @@ async def test_a_pooled_connection_goes_back_without_a_reset_statement(scratch: 
 
 
 async def test_a_transaction_left_open_is_still_rolled_back_on_release(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         async with pool.acquire() as conn:
             await conn.execute("BEGIN")
             await conn.execute("CREATE TABLE left_open (id int)")
@@ -84,9 +80,7 @@ def counted_tasks() -> Iterator[list[Coroutine[Any, Any, Any]]]:
 
 
 async def test_a_connection_goes_back_without_a_task_when_nothing_needs_waiting_for(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         assert type(pool) is GivingBackPool
         conn = await pool.acquire()
         await conn.fetchval("SELECT 1")
@@ -107,9 +101,7 @@ async def test_a_connection_goes_back_without_a_task_when_nothing_needs_waiting_
 
 
 async def test_a_connection_of_another_pool_is_refused_as_asyncpg_refuses_it(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         other = await asyncpg.create_pool(scratch.url, min_size=1, max_size=1)
         try:
             foreign = await other.acquire()
@@ -122,9 +114,7 @@ async def test_a_connection_of_another_pool_is_refused_as_asyncpg_refuses_it(scr
 
 
 async def test_a_connection_given_back_goes_to_the_request_waiting_for_it_first(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         order: list[str] = []
         held = await pool.acquire()
 
@@ -146,9 +136,7 @@ async def test_a_connection_given_back_goes_to_the_request_waiting_for_it_first(
 async def test_requests_waiting_for_a_connection_get_it_in_the_order_they_asked(scratch: Scratch) -> None:
     # asyncio's own queue left a connection given back in the queue until the first waiting request ran: whoever
     # asked meanwhile took it, and the request it was meant for waited again, at the back of the line.
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         order: list[str] = []
         held = await pool.acquire()
 
@@ -168,9 +156,7 @@ async def test_requests_waiting_for_a_connection_get_it_in_the_order_they_asked(
 
 
 async def test_a_connection_handed_to_a_request_cancelled_meanwhile_goes_to_the_next(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         held = await pool.acquire()
         first, second = asyncio.ensure_future(pool.acquire()), asyncio.ensure_future(pool.acquire())
         await asyncio.sleep(0)  # both wait
@@ -185,9 +171,7 @@ async def test_a_connection_handed_to_a_request_cancelled_meanwhile_goes_to_the_
 
 
 async def test_a_request_cancelled_while_waiting_takes_no_connection_with_it(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         held = await pool.acquire()
         gone = asyncio.ensure_future(pool.acquire())
         await asyncio.sleep(0)  # it waits
@@ -202,9 +186,7 @@ async def test_a_request_cancelled_while_waiting_takes_no_connection_with_it(scr
 
 
 async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cancelled(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         conn = await pool.acquire()
         await conn.execute("BEGIN")
         await conn.execute("CREATE TABLE left_open (id int)")
@@ -225,10 +207,14 @@ async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cance
             await pool.release(again)
 
 
-async def _pool() -> asyncpg.Pool:
-    client = connections.get("default")
-    await client.execute_query("SELECT 0")  # Tortoise opens its pool on first use
-    return client._pool
+@asynccontextmanager
+async def pool_of_one(scratch: Scratch) -> AsyncIterator[asyncpg.Pool]:
+    """The pool Tortoise opens for `interlude serve`'s URL, with one connection."""
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
+        client = connections.get("default")
+        await client.execute_query("SELECT 0")  # Tortoise opens its pool on first use
+        yield client._pool
 
 
 def test_no_code_leaves_session_state_on_a_pooled_connection() -> None:
@@ -266,9 +252,7 @@ def test_the_session_state_pattern_finds_what_it_is_for() -> None:
 
 
 async def test_what_a_connection_keeps_is_read_off_the_server(scratch: Scratch) -> None:
-    async with TortoiseContext() as ctx:
-        await ctx.init(config=tortoise_config(f"{scratch.url}?maxsize=1"))
-        pool = await _pool()
+    async with pool_of_one(scratch) as pool:
         assert await session_state_left(pool) == []
         left = [
             ("SET statement_timeout = 1000", "a session setting: statement_timeout"),

@@ -158,8 +158,9 @@ class GivingBackPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no ty
     async def _initialize(self) -> None:
         await super()._initialize()
         # asyncpg makes its queue here, by name; nobody can ask the pool for a connection before this returns. The
-        # class adds behaviour only, no state; a queue of another class (a later asyncpg) is refused, not changed.
-        if type(self._queue) is not asyncpg.pool._PoolConnectionHolderQueue:
+        # class adds behaviour only, no state, to the class it extends; a queue of any other (a later asyncpg's) is
+        # refused, not changed.
+        if type(self._queue) not in FairHolderQueue.__bases__:
             raise TypeError(f"asyncpg's pool now keeps its connections in {type(self._queue).__name__}")
         self._queue.__class__ = FairHolderQueue
 

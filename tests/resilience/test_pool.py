@@ -17,7 +17,7 @@ import pytest
 from tortoise.connection import connections
 from tortoise.context import TortoiseContext
 
-from api.db import GivingBackPool, PooledConnection, tortoise_config
+from api.db import _POOL_DEFAULTS, GivingBackPool, PooledConnection, tortoise_config
 from tests.pg_session import session_state_left
 from tests.resilience.conftest import Scratch
 
@@ -183,6 +183,20 @@ async def test_a_request_cancelled_while_waiting_takes_no_connection_with_it(scr
         async with asyncio.timeout(10):
             again = await pool.acquire()
         await pool.release(again)
+
+
+async def test_a_pool_whose_queue_is_not_the_one_expected_is_refused(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A later asyncpg keeping its idle connections otherwise: the pool refuses to start rather than silently lose
+    # the order of those waiting.
+    class Elsewhere(asyncpg.pool._PoolConnectionHolderQueue):  # type: ignore[misc]  # asyncpg ships no type hints
+        pass
+
+    monkeypatch.setattr(asyncpg.pool, "_PoolConnectionHolderQueue", Elsewhere)
+    pool = GivingBackPool(scratch.url, **{**_POOL_DEFAULTS, "min_size": 0, "max_size": 1})
+    with pytest.raises(TypeError, match="Elsewhere"):
+        await pool
 
 
 async def test_a_release_that_must_wait_still_completes_when_its_caller_is_cancelled(scratch: Scratch) -> None:

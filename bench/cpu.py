@@ -39,6 +39,7 @@ from tortoise.context import TortoiseContext
 
 from api import migrations
 from api.app import create_app
+from api.cli import settle_heap
 from api.db import tortoise_config
 from api.logging import configure_logging
 from bench.api import POOL, Database, fixture, server_environment, settings_of
@@ -138,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 await analyze(url)
                 fix = fixture(settings, clinic)
                 driver = Driver(create_app(settings, manage_orm=False))
-                gc.freeze()  # as `interlude serve` does after start-up
+                settle_heap()  # as `interlude serve` does after start-up
                 for case in [BASELINE, *args.cases]:
                     since = datetime.now(UTC)
                     figures[case] = await measure(driver, case, fix, requests=args.requests, warmup=args.warmup)

@@ -178,10 +178,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 # The youngest generation is collected once this many more container objects have been made than freed (Python's
 # default is 700). A request's objects are freed by reference counting when it ends (no request leaves a cycle:
-# tests/api/test_reference_cycles.py), but under load the objects of the 30-odd requests in flight are alive at
-# every collection: at 700, a collection came every six requests or so, walked them all and moved them on to the
-# older generations, to be walked again there; about 5% of the server's CPU under the API benchmark's load, against
-# 1–2% of the floor's (bench/README.md). At 10,000 most of a request's objects are gone before any collection.
+# tests/api/test_reference_cycles.py), but under load the objects of every request in flight are alive at each
+# collection: at 700, with the API benchmark's 32 in flight, one came every six requests or so, walked them all and
+# moved them on to the older generations, to be walked again there: about 5% of the server's CPU, against 1–2% of
+# the floor's. At 10,000 neither server ran 20 collections in a benchmark run (bench/README.md, session 12).
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 

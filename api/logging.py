@@ -70,6 +70,10 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # A line names neither the caller's file and line nor its thread or process (`JsonFormatter` leaves them out):
+    # the logging HOWTO's "Optimization" is not to look them up for every record.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Tortoise logs every statement with its parameters at DEBUG; those parameters are patient data.
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -251,3 +251,16 @@ async def test_cors_allows_only_the_configured_origins(now: datetime) -> None:
     assert "access-control-allow-origin" not in refused.headers
     assert simple.headers["access-control-allow-origin"] == "https://clinic.example"
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_without_configured_origins_no_browser_origin_is_allowed(now: datetime) -> None:
+    settings = Settings(argon2_time_cost=1, argon2_memory_kib=8)
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    async with client_for(create_app(settings, manage_orm=False, clock=lambda: now)) as client:
+        refused = await client.options("/graphql", headers={"Origin": "https://clinic.example", **preflight})
+        simple = await post_graphql(client, "{ __typename }", headers={"Origin": "https://clinic.example"})
+    # No CORS layer at all: the preflight is an OPTIONS request like any other, which /graphql does not answer.
+    assert refused.status_code == 405
+    assert not any(name.startswith("access-control-") for name in refused.headers)
+    assert simple.status_code == 200
+    assert not any(name.startswith("access-control-") for name in simple.headers)

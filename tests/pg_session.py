@@ -24,9 +24,13 @@ SELECT 'a role other than the session''s' WHERE current_user <> session_user
 """
 
 
-async def session_state_left(pool: asyncpg.Pool) -> list[str]:
-    """What each idle connection of `pool` still holds; empty when nothing. Connections in use are left alone."""
+async def session_state_left(pool: asyncpg.Pool | None) -> list[str]:
+    """What each idle connection of `pool` still holds; empty when nothing. Connections in use are left alone. No
+    pool: Tortoise opens it at the first statement, and a test that sent none (the first of a worker's session)
+    left nothing anywhere."""
     found: list[str] = []
+    if pool is None:
+        return found
     for holder in pool._holders:
         conn = holder._con
         if conn is None or conn.is_closed() or holder._in_use is not None:

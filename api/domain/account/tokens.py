@@ -58,11 +58,20 @@ class EnrolmentRequired(Forbidden):
         self.actor = actor
 
 
+class Identity(NamedTuple):
+    account_id: UUID
+    role: Role
+    clinic_id: UUID
+    patient_id: UUID | None
+
+
 class Checked(NamedTuple):
     key: str
     claims: dict[str, Any]
     issued_at: int
     expires_at: int
+    # Whom the claims name, read once; None when they name nobody valid (refused at every use).
+    identity: Identity | None
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ class AccessTokens:
                     "verify_nbf": False,
                 },
             )
-            checked = Checked(key, claims, int(claims["iat"]), int(claims["exp"]))
+            checked = Checked(key, claims, int(claims["iat"]), int(claims["exp"]), _identity(claims))
         except (jwt.PyJWTError, TypeError, ValueError) as exc:
             raise Unauthenticated("invalid access token") from exc
         self._checked[token] = checked
@@ -165,24 +174,29 @@ class AccessTokens:
         return actor
 
     def _verify(self, token: str, *, now: datetime, meta: RequestMeta | None) -> tuple[Actor, object]:
-        key, claims, issued_at, expires_at = self._checked_claims(token)
+        key, claims, issued_at, expires_at, identity = self._checked_claims(token)
         if claims.get("typ") != "access" or issued_at > (now + CLOCK_LEEWAY).timestamp():
             raise Unauthenticated("invalid access token")
         if key != self.secret_key and not self._retired_key_allows(issued_at, expires_at):
             raise Unauthenticated("invalid access token")
         if expires_at <= now.timestamp():
             raise Unauthenticated("access token expired")
-        try:
-            role = Role(claims["role"])
-            if role is Role.SYSTEM:
-                raise ValueError("system actors never hold tokens")
-            actor = Actor(
-                account_id=UUID(claims["sub"]),
-                role=role,
-                clinic_id=UUID(claims["cid"]),
-                patient_id=UUID(claims["pid"]) if claims.get("pid") else None,
-                meta=meta or RequestMeta(),
-            )
-        except (ValueError, KeyError) as exc:
-            raise Unauthenticated("invalid access token") from exc
+        if identity is None:
+            raise Unauthenticated("invalid access token")
+        account_id, role, clinic_id, patient_id = identity
+        actor = Actor(
+            account_id=account_id, role=role, clinic_id=clinic_id, patient_id=patient_id, meta=meta or RequestMeta()
+        )
         return actor, claims.get("scp")
+
+
+def _identity(claims: dict[str, Any]) -> Identity | None:
+    """Whom a token's claims name; None for anything but an account of a role that holds tokens."""
+    try:
+        role = Role(claims["role"])
+        if role is Role.SYSTEM:
+            return None  # system actors never hold tokens
+        patient = claims.get("pid")
+        return Identity(UUID(claims["sub"]), role, UUID(claims["cid"]), UUID(patient) if patient else None)
+    except (ValueError, KeyError):
+        return None

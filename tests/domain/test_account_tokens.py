@@ -155,6 +155,8 @@ def test_an_unsigned_token_is_refused() -> None:
         pytest.param({"role": "SYSTEM"}, id="system-role"),
         pytest.param({"role": "ROOT"}, id="unknown-role"),
         pytest.param({"sub": "not-a-uuid"}, id="bad-subject"),
+        pytest.param({"sub": 123}, id="numeric-subject"),
+        pytest.param({"cid": ["a"]}, id="list-clinic"),
         pytest.param({"iss": "someone-else"}, id="other-issuer"),
         pytest.param({"iat": "yesterday"}, id="bad-iat"),
     ],

@@ -198,5 +198,6 @@ def _identity(claims: dict[str, Any]) -> Identity | None:
             return None  # system actors never hold tokens
         patient = claims.get("pid")
         return Identity(UUID(claims["sub"]), role, UUID(claims["cid"]), UUID(patient) if patient else None)
-    except (ValueError, KeyError):
+    # UUID() of a number or a list fails with AttributeError.
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None

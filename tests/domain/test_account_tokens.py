@@ -165,7 +165,7 @@ def test_well_signed_but_malformed_claims_are_refused(change: dict[str, object])
     claims = {**_b64_json(_segments(_issue())[1]), **change}
     token = jwt.encode(claims, SECRET, algorithm=ALGORITHM, headers={"kid": TOKENS.kid})
 
-    # Refused at every use, the second time from what the first check remembered.
+    # Refused at every use: where the first check remembered the token (its signature good), from what it kept.
     for _ in range(2):
         with pytest.raises(Unauthenticated):
             TOKENS.verify(token, now=FUTURE)

@@ -70,9 +70,9 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # A line names neither the caller's file and line nor its thread or process (`JsonFormatter` leaves them out):
-    # the logging HOWTO's "Optimization" is not to look them up for every record.
-    logging._srcfile = None
+    # A line names neither its thread nor its process (`JsonFormatter` leaves them out): the logging HOWTO's
+    # "Optimization" is not to look them up for every record. The caller's frame is still looked up: `stack_info`
+    # needs it.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Tortoise logs every statement with its parameters at DEBUG; those parameters are patient data.
     for noisy in QUIET_LOGGERS:

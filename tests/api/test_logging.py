@@ -39,6 +39,7 @@ def captured_json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     watched = [logging.getLogger(name) for name in (*QUIET_LOGGERS, "uvicorn.access")]
     saved = (list(root.handlers), root.level, [(lg.level, lg.disabled) for lg in watched])
+    looked_up = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
     buffer = io.StringIO()
     configure_logging("DEBUG", stream=buffer)
     try:
@@ -46,6 +47,7 @@ def captured_json_logs() -> Iterator[io.StringIO]:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = looked_up
         for lg, (level, disabled) in zip(watched, saved[2], strict=True):
             lg.setLevel(level)
             lg.disabled = disabled

@@ -157,6 +157,8 @@ def test_an_unsigned_token_is_refused() -> None:
         pytest.param({"sub": "not-a-uuid"}, id="bad-subject"),
         pytest.param({"sub": 123}, id="numeric-subject"),
         pytest.param({"cid": ["a"]}, id="list-clinic"),
+        pytest.param({"pid": 5}, id="numeric-patient"),
+        pytest.param({"exp": float("inf")}, id="infinite-expiry"),
         pytest.param({"iss": "someone-else"}, id="other-issuer"),
         pytest.param({"iat": "yesterday"}, id="bad-iat"),
     ],
@@ -165,7 +167,8 @@ def test_well_signed_but_malformed_claims_are_refused(change: dict[str, object])
     claims = {**_b64_json(_segments(_issue())[1]), **change}
     token = jwt.encode(claims, SECRET, algorithm=ALGORITHM, headers={"kid": TOKENS.kid})
 
-    # Refused at every use: where the first check remembered the token (its signature good), from what it kept.
+    # Refused at every use; a token whose signature and claims passed the first check is then judged from what was
+    # kept of it.
     for _ in range(2):
         with pytest.raises(Unauthenticated):
             TOKENS.verify(token, now=FUTURE)

@@ -124,7 +124,8 @@ class AccessTokens:
                 },
             )
             checked = Checked(key, claims, int(claims["iat"]), int(claims["exp"]), _identity(claims))
-        except (jwt.PyJWTError, TypeError, ValueError) as exc:
+        # OverflowError: an instant of `Infinity` (JSON as Python reads it).
+        except (jwt.PyJWTError, TypeError, ValueError, OverflowError) as exc:
             raise Unauthenticated("invalid access token") from exc
         self._checked[token] = checked
         if len(self._checked) > CHECKED_TOKENS:

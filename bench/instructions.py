@@ -6,13 +6,13 @@ Needs `valgrind` (Debian's package of that name). A few minutes: about one for e
 
 On a shared machine the CPU time of one code differs by a third from one run to the next (bench/README.md,
 session 13): a change of a few percent cannot be told from the noise without many runs. The number of instructions
-the interpreter executes for a request hardly moves: two runs of one code agree within 0.3%. It is not the time
+the interpreter executes for a request hardly moves: two runs of one code differ by 0.1–0.3%. It is not the time
 (a cache miss costs what a hundred instructions do, and this counts neither), so it judges a change's work, not
 its effect on memory traffic; bench/api.py remains the result.
 
 Each case runs in a child process under `valgrind --tool=callgrind --instr-atstart=no`, once for Interlude and once
 for the floor: seeding and start-up run uninstrumented, then the child switches counting on
-(`callgrind_control --instr=on`) for exactly the measured requests and off again, and this process reads the total
+(`callgrind_control --instr=on`) for the measured requests (and the lines that switch it) and off again, and this process reads the total
 from callgrind's summary. The child is bench/cpu.py's driver: each case's request (bench/cases.py) sent to the ASGI
 app, one at a time, after a warm-up (Interlude built by `create_app` with production settings, the floor by
 bench/floor_app.py), on a scratch database seeded as the API benchmark seeds it, smaller. The ratio is the floor's

@@ -12,7 +12,8 @@ its effect on memory traffic; bench/api.py remains the result.
 
 Each case runs in a child process under `valgrind --tool=callgrind --instr-atstart=no`, once for Interlude and once
 for the floor: seeding and start-up run uninstrumented, then the child switches counting on
-(`callgrind_control --instr=on`) for the measured requests (and the lines that switch it) and off again, and this process reads the total
+(`callgrind_control --instr=on`) for the measured requests (and the lines that switch it) and off again, and this
+process reads the total
 from callgrind's summary. The child is bench/cpu.py's driver: each case's request (bench/cases.py) sent to the ASGI
 app, one at a time, after a warm-up (Interlude built by `create_app` with production settings, the floor by
 bench/floor_app.py), on a scratch database seeded as the API benchmark seeds it, smaller. The ratio is the floor's

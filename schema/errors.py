@@ -100,37 +100,42 @@ class ErrorPolicy(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         if not self.streamed:
-            self._make_public(self.execution_context.result)
+            make_public(self.execution_context.result, self.execution_context.context)
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         # A subscription sends each result as it comes, before the operation ends: each gets its codes here.
         self.streamed = True
         if isinstance(result, ExecutionResult):
-            self._make_public(result)
+            make_public(result, self.execution_context.context)
         yield
 
-    def _make_public(self, result: _Result | None) -> None:
-        errors = getattr(result, "errors", None)
-        if result is not None and errors:
-            request_id = self._request_id()
-            result.errors = [e if _already_public(e) else public_error(e, request_id) for e in errors]
-            for replaced in errors:
-                _drop_tracebacks(replaced)
-            codes = error_codes(result.errors)
-            # Codes only: messages of refused requests may quote the caller's variables (health data, emails).
-            log.info("graphql.errors", extra={"request_id": request_id, "codes": codes})
-            if (count := self._error_counter()) is not None:
-                count(codes)
 
-    def _error_counter(self) -> ErrorCounter | None:
-        request = getattr(self.execution_context.context, "request", None)
-        counter: ErrorCounter | None = getattr(request.state, ERROR_COUNTER, None) if request is not None else None
-        return counter
+def make_public(result: _Result | None, context: object) -> None:
+    """The result's errors as the caller may see them (`public_error`), counted and logged by their codes.
+    `context` is the operation's (its request id, the request's error counter)."""
+    errors = getattr(result, "errors", None)
+    if result is None or not errors:
+        return
+    request_id = _request_id(context)
+    result.errors = [e if _already_public(e) else public_error(e, request_id) for e in errors]
+    for replaced in errors:
+        _drop_tracebacks(replaced)
+    codes = error_codes(result.errors)
+    # Codes only: messages of refused requests may quote the caller's variables (health data, emails).
+    log.info("graphql.errors", extra={"request_id": request_id, "codes": codes})
+    if (count := _error_counter(context)) is not None:
+        count(codes)
 
-    def _request_id(self) -> str:
-        context = self.execution_context.context
-        meta = getattr(context, "meta", None)
-        return getattr(meta, "request_id", "") or ""
+
+def _error_counter(context: object) -> ErrorCounter | None:
+    request = getattr(context, "request", None)
+    counter: ErrorCounter | None = getattr(request.state, ERROR_COUNTER, None) if request is not None else None
+    return counter
+
+
+def _request_id(context: object) -> str:
+    meta = getattr(context, "meta", None)
+    return getattr(meta, "request_id", "") or ""
 
 
 def _drop_tracebacks(error: GraphQLError) -> None:

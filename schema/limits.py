@@ -237,24 +237,28 @@ class QueryLimits(SchemaExtension):
         if not context.pre_execution_errors and document is not None:
             operation = get_operation_ast(document, context.operation_name)
             if operation is not None:
-                refused = self._refusals(context.schema._schema, document, operation, context.variables or {})
+                variables = context.variables or {}
+                refused = limit_refusals(context.schema._schema, document, operation, variables, self.limits)
                 context.pre_execution_errors = refused or context.pre_execution_errors
         yield
 
-    def _refusals(
-        self,
-        schema: GraphQLSchema,
-        document: DocumentNode,
-        operation: OperationDefinitionNode,
-        variables: Mapping[str, object],
-    ) -> list[GraphQLError]:
-        if long := long_list(document, operation, variables):
-            field, items = long
-            message = f"{field or 'A list'} has {items} items; at most {MAX_LIST_ITEMS} are accepted."
-            extensions = {"code": ErrorCode.BAD_USER_INPUT.value, **({"field": field} if field else {})}
-            return [GraphQLError(message, nodes=[operation], extensions=extensions)]
-        size = measure(schema, document, operation, variables)
-        return [_too_complex(message, operation) for message in refusals(size, self.limits)]
+
+def limit_refusals(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, object],
+    limits: Limits,
+) -> list[GraphQLError]:
+    """Why the limits refuse the operation with these variables: a list too long, or a query too large (none when
+    it is within them). The document is valid: the standard rules have passed."""
+    if long := long_list(document, operation, variables):
+        field, items = long
+        message = f"{field or 'A list'} has {items} items; at most {MAX_LIST_ITEMS} are accepted."
+        extensions = {"code": ErrorCode.BAD_USER_INPUT.value, **({"field": field} if field else {})}
+        return [GraphQLError(message, nodes=[operation], extensions=extensions)]
+    size = measure(schema, document, operation, variables)
+    return [_too_complex(message, operation) for message in refusals(size, limits)]
 
 
 def long_list(

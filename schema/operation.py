@@ -28,14 +28,22 @@ ROOT_FIELD = "graphql_root_field"
 class OperationName(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
-        meta = getattr(ec.context, "meta", None)
-        if meta is not None:
-            meta.operation = ec.operation_name or _first_field(ec.graphql_document)
-        request = getattr(ec.context, "request", None)
-        if request is not None and ec.graphql_document is not None:
-            root = root_field(ec.graphql_document, ec.operation_name, ec.variables or {})
-            request.scope.setdefault("state", {})[ROOT_FIELD] = root
+        name_operation(ec.context, ec.graphql_document, ec.operation_name, ec.variables or {})
         yield
+
+
+def name_operation(
+    context: object, document: DocumentNode | None, operation_name: str | None, variables: Mapping[str, object]
+) -> None:
+    """As the operation starts: its name in the request's metadata (`operation_name`, the one the request gave or
+    the operation's own, else its first field's), and its root field in the request's state."""
+    meta = getattr(context, "meta", None)
+    if meta is not None:
+        meta.operation = operation_name or _first_field(document)
+    request = getattr(context, "request", None)
+    if request is not None and document is not None:
+        root = root_field(document, operation_name, variables)
+        request.scope.setdefault("state", {})[ROOT_FIELD] = root
 
 
 def root_field(document: DocumentNode, operation_name: str | None, variables: Mapping[str, object]) -> str | None:

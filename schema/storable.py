@@ -64,8 +64,8 @@ def unstorable_input(
     A quick look first, as almost no request holds such text: searching where it sits, with the schema's types, is
     ten times slower (most of a second for a megabyte of JSON). A literal holds NUL only written raw or escaped
     (\\u0000, \\u{0}); the parser refuses lone surrogates."""
-    in_literals = query is None or "\x00" in query or "\\u" in query
-    in_variables = _any_unstorable(variables)
+    in_literals = literals_may_be_unstorable(query)
+    in_variables = any_unstorable(variables)
     if not (in_literals or in_variables):
         return None
     finder = _Finder(TypeInfo(schema), variables if in_variables else {})
@@ -73,7 +73,13 @@ def unstorable_input(
     return finder.found
 
 
-def _any_unstorable(variables: Mapping[str, object]) -> bool:
+def literals_may_be_unstorable(query: str | None) -> bool:
+    """Whether the document's text may hold a literal no column can hold: NUL, written raw or escaped."""
+    return query is None or "\x00" in query or "\\u" in query
+
+
+def any_unstorable(variables: Mapping[str, object]) -> bool:
+    """Whether any string in the variables (a key or a value, at any depth) cannot be stored."""
     stack: list[object] = [variables]
     while stack:
         top = stack.pop()

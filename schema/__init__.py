@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
@@ -11,7 +12,9 @@ from strawberry.extensions import DisableIntrospection, ParserCache
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.domain.errors import ErrorCode
 from schema.account.operations import AccountMutation, AccountQuery
@@ -28,6 +31,7 @@ from schema.limits import DEFAULT_LIMITS, Limits, QueryLimits
 from schema.operation import OperationName
 from schema.outcome.operations import OutcomeQuery
 from schema.patient.operations import PatientMutation, PatientQuery
+from schema.prepared import KNOWN_PARTS, Preparation
 from schema.prompt.operations import PromptMutation, PromptQuery
 from schema.push.operations import DeviceMutation
 from schema.questionnaire.operations import QuestionnaireMutation, QuestionnaireQuery
@@ -69,6 +73,40 @@ _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 class InterludeSchema(strawberry.Schema):
+    # Set by `build_schema` once the schema is built: None runs every request on Strawberry's path.
+    preparation: Preparation | None = None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """A prepared operation that no check refuses runs without Strawberry's machinery (schema/prepared.py);
+        anything else as Strawberry runs it."""
+        preparation = self.preparation
+        if preparation is not None and root_value is None:
+            found = preparation.prepared(query, operation_name)
+            allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
+            if found is not None and preparation.accepts(*found, variable_values or {}, allowed):
+                extensions = operation_extensions
+                return await preparation.execute(
+                    *found, variables=variable_values, context=context_value, operation_extensions=extensions
+                )
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
@@ -147,4 +185,5 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
     # input types (schema/inputs.py).
     schema.execution_context_class = PlainLeafExecutionContext.for_schema(schema._schema)
     install_planned_inputs(schema)
+    schema.preparation = Preparation.of(schema, KNOWN_PARTS | {SafeParserCache, OperationChoice})
     return schema

@@ -35,6 +35,7 @@ from schema.prepared import KNOWN_PARTS, Preparation
 from schema.prompt.operations import PromptMutation, PromptQuery
 from schema.push.operations import DeviceMutation
 from schema.questionnaire.operations import QuestionnaireMutation, QuestionnaireQuery
+from schema.scalars import OVERRIDES as SCALAR_OVERRIDES
 from schema.storable import StorableText
 from schema.treatment.operations import TreatmentMutation
 
@@ -180,6 +181,7 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
+        scalar_overrides=SCALAR_OVERRIDES,
     )
     # Known only once the schema is built: which fields merely read an attribute (schema/execution.py), and its
     # input types (schema/inputs.py).

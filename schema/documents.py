@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, Node
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -16,20 +16,20 @@ T = TypeVar("T")
 
 
 class PerDocument(Generic[T]):
-    """A value per parsed document, by the document's identity; an entry leaves with its document, so the table is
-    bounded by the parser cache and the requests in flight.
+    """A value per parsed document (or per node of one: an operation), by its identity; an entry leaves with its
+    document, so the table is bounded by the parser cache and the requests in flight.
 
     Not a WeakKeyDictionary: a document's hash walks the whole tree (graphql-core's nodes are frozen dataclasses,
     hashed field by field), and that walk is what is being saved."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[DocumentNode], T]] = {}
+        self._entries: dict[int, tuple[weakref.ref[Node], T]] = {}
 
-    def get(self, document: DocumentNode) -> T | None:
+    def get(self, document: Node) -> T | None:
         known = self._entries.get(id(document))
         return known[1] if known is not None and known[0]() is document else None
 
-    def put(self, document: DocumentNode, value: T) -> T:
+    def put(self, document: Node, value: T) -> T:
         key = id(document)
         entries = self._entries
         entries[key] = (weakref.ref(document, lambda _: entries.pop(key, None)), value)

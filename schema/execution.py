@@ -20,7 +20,7 @@ unchanged; only the common case is fast.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from inspect import isawaitable
@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from graphql import (
+    FragmentDefinitionNode,
     GraphQLBoolean,
     GraphQLField,
     GraphQLFloat,
@@ -44,6 +45,7 @@ from graphql import (
     GraphQLResolveInfoHelpers,
     GraphQLSchema,
     GraphQLString,
+    OperationDefinitionNode,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -51,6 +53,8 @@ from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, ga
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.types import base_scalars
+
+from schema.documents import PerDocument
 
 _MISSING = object()
 # GraphQL's Int is 32 bits: graphql-core refuses a larger value.
@@ -166,6 +170,8 @@ _KNOWN_SETTLED_TYPES = 1024
 # How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
 # answer of its own selection. A plan is compiled once into a function (`_compile`) and kept per schema.
 Answer = Callable[[Any], Any]
+# A selection of an operation, by its parent type and, for each response name, the field nodes it merges.
+SelectionKey = tuple[object, ...]
 Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Answer | None"]
 Plan = tuple[Step, ...]
 # Compiled plans kept per schema: one per distinct selection of plain fields the clients send.
@@ -364,6 +370,31 @@ def _weakly(method: Callable[P, R]) -> Callable[P, R]:
     return call
 
 
+@dataclass(frozen=True, slots=True)
+class _OperationPlans:
+    """An operation's selections' answers, kept across requests, by the field nodes each selection is made of
+    (`SelectionKey`); the nodes live as long as the operation, and the table with it.
+
+    graphql-core collects each request's selections anew, and each plan was made anew for every request (about 3%
+    of a 30-entry read, bench/README.md). Without a directive on any selection (`@skip`, `@include`, `@defer`,
+    `@stream`), in the operation or in any fragment of its document, an operation selects the same fields whatever
+    its variables: so does each of its selections, and a selection's answer is the same for every request. With
+    one, `table` is None and every request makes its plans."""
+
+    table: dict[SelectionKey, Answer | None] | None
+
+
+def _plans_for(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]) -> _OperationPlans:
+    pending = [operation.selection_set, *(f.selection_set for f in fragments.values())]
+    while pending:
+        for selection in pending.pop().selections:
+            if selection.directives:
+                return _OperationPlans(None)
+            if (below := getattr(selection, "selection_set", None)) is not None:
+                pending.append(below)
+    return _OperationPlans({})
+
+
 class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, answering plain fields directly (see the module's docstring).
 
@@ -373,6 +404,8 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     plain: dict[tuple[str, str], Plain] = {}  # noqa: RUF012 -- replaced per schema, never mutated
     # Each plan's compiled answer, by the plan (its fields by identity, its sub-selections by their answers).
     compiled: dict[Plan, Answer] = {}  # noqa: RUF012 -- replaced per schema
+    # Per operation: its selections' answers, kept across requests (`_OperationPlans`). Replaced per schema.
+    operations: PerDocument[_OperationPlans] = PerDocument()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -388,6 +421,16 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # Per selection (graphql-core keeps each alive for the request, so its id is not reused): its compiled plan,
         # or None when it selects anything but plain fields.
         self._plans: dict[int, tuple[GroupedFieldSet, Answer | None]] = {}
+        self._kept = self._operation_plans()
+
+    def _operation_plans(self) -> dict[SelectionKey, Answer | None] | None:
+        """The table of this operation's selections kept across requests, or None when its selections may differ
+        from one request to the next."""
+        operation = self.operation
+        known = self.operations.get(operation)
+        if known is None:
+            known = self.operations.put(operation, _plans_for(operation, self.fragment_definitions))
+        return known.table
 
     def build_per_event_executor(self, payload: Any) -> PlainLeafExecutionContext:
         """A subscription's copy per event: with tables of selections of its own, this one's and graphql-core's
@@ -400,7 +443,8 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     @classmethod
     def for_schema(cls, schema: GraphQLSchema) -> type[PlainLeafExecutionContext]:
-        return type(cls.__name__, (cls,), {"plain": plain_fields(schema), "compiled": {}})
+        tables = {"plain": plain_fields(schema), "compiled": {}, "operations": PerDocument[_OperationPlans]()}
+        return type(cls.__name__, (cls,), tables)
 
     def execute_fields(
         self,
@@ -424,6 +468,19 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         known = self._plans.get(id(grouped_field_set))
         if known is not None and known[0] is grouped_field_set:
             return known[1]
+        kept = self._kept
+        if kept is None:
+            found = self._planned(parent_type, grouped_field_set)
+        else:
+            key = (parent_type.name, *[(name, *[id(d.node) for d in ds]) for name, ds in grouped_field_set.items()])
+            if key in kept:
+                found = kept[key]
+            else:
+                found = kept[key] = self._planned(parent_type, grouped_field_set)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, found)
+        return found
+
+    def _planned(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Answer | None:
         steps: list[Step] = []
         for response_name, details in grouped_field_set.items():
             plain = self.plain.get((parent_type.name, details[0].node.name.value))
@@ -439,9 +496,7 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 steps = []
                 break
             steps.append((response_name, None, plain, sub_answer))
-        found = self._compiled(tuple(steps)) if steps else None
-        self._plans[id(grouped_field_set)] = (grouped_field_set, found)
-        return found
+        return self._compiled(tuple(steps)) if steps else None
 
     def _compiled(self, plan: Plan) -> Answer:
         answer = self.compiled.get(plan)

@@ -3,18 +3,19 @@ same errors at the same paths, for every shape it takes a shortcut on and every 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
 from types import SimpleNamespace
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import strawberry
 from graphql import parse
 from graphql.execution.executor import Executor
-from strawberry.extensions import FieldExtension
+from strawberry.extensions import FieldExtension, ParserCache
 from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionResult, Info
@@ -443,3 +444,78 @@ def test_each_subscription_event_has_a_table_of_selections_of_its_own() -> None:
     # graphql-core's memo of sub-selections too: an event's new lists would otherwise pile up in the shared one.
     assert event._relevant_sub_fields is not memo
     assert event._relevant_sub_fields == {}
+
+
+# --- plans kept with an operation across requests -----------------------------------------------------------------
+
+# A parser cache of its own (Strawberry keeps one per size): the same text is the same parsed operation.
+KEPT_DOCUMENTS = 7
+
+
+def cached(root: Holder) -> strawberry.Schema:
+    """The fast schema with a parser cache, as the app's: each request of a text gets the same parsed operation."""
+    _, fast = schemas(root)
+    fast.extensions = (lambda: ParserCache(maxsize=KEPT_DOCUMENTS),)
+    return fast
+
+
+def counting_plans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    planned: list[str] = []
+    original = PlainLeafExecutionContext._planned
+
+    def counted(self: PlainLeafExecutionContext, parent_type: Any, grouped_field_set: Any) -> Any:
+        planned.append(parent_type.name)
+        return original(self, parent_type, grouped_field_set)
+
+    monkeypatch.setattr(PlainLeafExecutionContext, "_planned", counted)
+    return planned
+
+
+async def test_an_operations_plans_are_kept_across_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = counting_plans(monkeypatch)
+    fast = cached(GOOD)
+    document = f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }} # {uuid4()}"
+    first = await fast.execute(document)
+    assert not first.errors
+    # The root's selection, the holder's, an edge's, a node's, `first`'s.
+    assert sorted(planned) == ["Edge", "Holder", "Leaf", "Leaf", "Query"]
+    again = await fast.execute(document)
+    assert again.data == first.data
+    assert not again.errors
+    assert len(planned) == 5
+    # Another text is another operation, planned for itself.
+    await fast.execute("{ holder { first { number } } }")
+    assert len(planned) == 8
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "query($w: Boolean!) { holder { edges { node { number label @include(if: $w) } } } }",
+        "query($w: Boolean!) { holder { edges { node { number ... @skip(if: $w) { label } } } } }",
+        "query($w: Boolean!) { holder { edges { node { ...L } } } }"
+        " fragment L on Leaf { number label @include(if: $w) }",
+        "query($w: Boolean!) { holder { edges { ...E } } } fragment E on Edge { node { label } ...F @include(if: $w) }"
+        " fragment F on Edge { cursor }",
+    ],
+)
+async def test_with_a_directive_anywhere_each_request_selects_by_its_own_variables(
+    document: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned = counting_plans(monkeypatch)
+    plain, _ = schemas(GOOD)
+    fast = cached(GOOD)
+    for shown in (True, False, True, False):
+        expected = await plain.execute(document, variable_values={"w": shown})
+        same(expected, await fast.execute(document, variable_values={"w": shown}))
+    assert len(planned) == 4 * 4  # the root's selection, the holder's, an edge's, a node's: in every request
+
+
+async def test_an_operations_plans_leave_with_its_document() -> None:
+    fast = cached(GOOD)
+    context_class = cast("type[PlainLeafExecutionContext]", fast.execution_context_class)
+    await fast.execute(f"{{ holder {{ first {{ number }} }} }} # {uuid4()}")
+    assert len(context_class.operations) == 1
+    ParserCache(maxsize=KEPT_DOCUMENTS).cached_parse_document.cache_clear()  # type: ignore[attr-defined]
+    gc.collect()
+    assert len(context_class.operations) == 0

@@ -5,7 +5,8 @@ every diary entry's `recordedAt`, 200 of them in an offline sync. Python's own `
 same text in well under a microsecond. The two accept different sets of texts (dateutil takes `T24:00`, a date
 alone, a week date; Python rejects some of those and takes others dateutil refuses) and return different time
 zone objects, so `fromisoformat` reads only the one shape apps send, where both agree: a full date and time, to the
-second, with 3 or 6 digits of fraction or none, in UTC (`Z`) or at an offset `±hh:mm`, or with none. The value is
+second, with 3 or 6 digits of fraction or none, in UTC (`Z`) or at an offset `±hh:mm` (hours to 23, minutes to
+59: Python would read `+05:60` as six hours, dateutil refuses it), or with none. The value is
 then given dateutil's zone object for its offset, as `isoparse` would (`tzutc()` for any zero offset, `tzoffset`
 otherwise). Any other text goes to Strawberry's own parser, which reads or refuses it as it always has.
 """
@@ -23,7 +24,7 @@ from strawberry.types.scalar import ScalarDefinition
 _COMMON = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"  # date and time, to the second
     r"(?:\.[0-9]{3}|\.[0-9]{6})?"  # milliseconds or microseconds
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?"  # UTC, an offset, or none
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"  # UTC, an offset, or none
 )
 _STRAWBERRYS = DateTimeDefinition.parse_value
 _ZERO = timedelta(0)

@@ -31,7 +31,7 @@ from schema.limits import DEFAULT_LIMITS, Limits, QueryLimits
 from schema.operation import OperationName
 from schema.outcome.operations import OutcomeQuery
 from schema.patient.operations import PatientMutation, PatientQuery
-from schema.prepared import KNOWN_PARTS, Preparation
+from schema.prepared import KNOWN_PARTS, OPTIONAL_PARTS, Preparation
 from schema.prompt.operations import PromptMutation, PromptQuery
 from schema.push.operations import DeviceMutation
 from schema.questionnaire.operations import QuestionnaireMutation, QuestionnaireQuery
@@ -91,9 +91,9 @@ class InterludeSchema(strawberry.Schema):
         anything else as Strawberry runs it."""
         preparation = self.preparation
         if preparation is not None and root_value is None:
-            found = preparation.prepared(query, operation_name)
             allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-            if found is not None and preparation.accepts(*found, variable_values or {}, allowed):
+            found = preparation.runnable(query, operation_name, variable_values or {}, allowed)
+            if found is not None:
                 extensions = operation_extensions
                 return await preparation.execute(
                     *found, variables=variable_values, context=context_value, operation_extensions=extensions
@@ -187,5 +187,5 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
     # input types (schema/inputs.py).
     schema.execution_context_class = PlainLeafExecutionContext.for_schema(schema._schema)
     install_planned_inputs(schema)
-    schema.preparation = Preparation.of(schema, KNOWN_PARTS | {SafeParserCache, OperationChoice})
+    schema.preparation = Preparation.of(schema, KNOWN_PARTS | {SafeParserCache, OperationChoice}, OPTIONAL_PARTS)
     return schema

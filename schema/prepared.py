@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 KNOWN_PARTS: frozenset[type[SchemaExtension]] = frozenset(
     {ErrorPolicy, OperationName, DocumentValidation, QueryLimits, StorableText, DisableIntrospection}
 )
+# Known parts a schema may go without: production's only (it adds a validation rule, which preparing applies).
+OPTIONAL_PARTS: frozenset[type[SchemaExtension]] = frozenset({DisableIntrospection})
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,14 +96,21 @@ class Preparation:
         self._prepared = PerDocument[dict[str | None, Prepared | None]]()
 
     @classmethod
-    def of(cls, schema: Schema, known: frozenset[type[SchemaExtension]]) -> Preparation | None:
-        """The schema's preparation, or None when its extensions are not one `Combined` of `known` parts only (a
-        part this module does not know may check something it would skip)."""
+    def of(
+        cls, schema: Schema, known: frozenset[type[SchemaExtension]], optional: frozenset[type[SchemaExtension]]
+    ) -> Preparation | None:
+        """The schema's preparation, or None unless its extensions are one `Combined` of the `known` parts, each
+        once, all but the `optional` ones: a part this module does not know may check something it would skip, and
+        one missing would leave undone here what this path does in its place (coding errors, naming the
+        operation). Made once, when the schema is built: extensions changed later are not seen."""
         extensions = schema.get_extensions()
         if schema.directives or len(extensions) != 1 or type(extensions[0]) is not Combined:
             return None
+        if schema.config.enable_experimental_incremental_execution:
+            return None  # Strawberry would execute incrementally; this path does not
         combined = extensions[0]
-        if any(type(part) not in known for part in combined.parts):
+        kinds = [type(part) for part in combined.parts]
+        if len(set(kinds)) != len(kinds) or not known - optional <= set(kinds) <= known:
             return None
         parsers = [p for p in combined.parts if isinstance(p, ParserCache)]
         limits = [p.limits for p in combined.parts if isinstance(p, QueryLimits)]
@@ -109,6 +118,21 @@ class Preparation:
             return None
         settings = _Settings(**_before_parsing(schema, combined), limits=limits[0])
         return cls(schema, settings, parsers[0].cached_parse_document)
+
+    def runnable(
+        self,
+        query: str | None,
+        operation_name: str | None,
+        variables: Mapping[str, object],
+        allowed: Iterable[OperationType],
+    ) -> tuple[DocumentNode, Prepared] | None:
+        """The prepared operation the request names, when no check refuses the request; None sends it to
+        Strawberry's path, as does any exception here (that path answers it as it answers every other)."""
+        try:
+            found = self.prepared(query, operation_name)
+            return found if found is not None and self.accepts(*found, variables, allowed) else None
+        except Exception:  # answered by Strawberry's path, which runs the same code
+            return None
 
     def prepared(self, query: str | None, operation_name: str | None) -> tuple[DocumentNode, Prepared] | None:
         """The document and its operation the request names, prepared; None when it does not prepare."""
@@ -169,8 +193,9 @@ class Preparation:
     ) -> ExecutionResult:
         """As Strawberry's `Schema.execute` runs an operation that its checks have let through."""
         schema = self.schema
-        name_operation(context, document, prepared.name, variables or {})
         try:
+            # Inside the operation on Strawberry's path too (`OperationName.on_execute`).
+            name_operation(context, document, prepared.name, variables or {})
             result = graphql_execute(
                 schema._schema,
                 document,
@@ -186,11 +211,12 @@ class Preparation:
         except Exception as exc:  # as Strawberry answers it: uncoded, for the view to mask
             error = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
             schema._process_errors([error])
-            return PreExecutionError(data=None, errors=[error])
+            return PreExecutionError(data=None, errors=[error], extensions={})
         if result.errors:
             schema._process_errors(result.errors)
             make_public(result, context)
-        return ExecutionResult(data=result.data, errors=result.errors)
+        # `extensions`: what the parts' `get_results` return on Strawberry's path, none of which has any.
+        return ExecutionResult(data=result.data, errors=result.errors, extensions={})
 
 
 def _before_parsing(schema: Schema, combined: Combined) -> dict[str, Any]:

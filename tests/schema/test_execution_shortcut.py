@@ -491,6 +491,31 @@ async def test_an_operations_plans_are_kept_across_requests(monkeypatch: pytest.
 @pytest.mark.parametrize(
     "document",
     [
+        # The same fields under other response names, twice in one selection, merged, and through fragments.
+        "{ holder { a: edges { c: cursor } edges { cursor node { n: number number } } first { number } } }",
+        "{ holder { edges { node { number } } edges { node { label } } e: edges { node { label } } } }",
+        "{ holder { ...H } } fragment H on Holder { edges { ...E } first { ...L } } fragment E on Edge { node { "
+        "...L } } fragment L on Leaf { number label }",
+    ],
+)
+async def test_kept_plans_answer_what_graphql_core_answers_in_every_request(
+    document: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned = counting_plans(monkeypatch)
+    plain, _ = schemas(GOOD)
+    fast = cached(GOOD)
+    expected = await plain.execute(document)
+    assert not expected.errors
+    for _ in range(3):
+        same(expected, await fast.execute(document))
+    made = len(planned)
+    same(expected, await fast.execute(document))
+    assert len(planned) == made  # kept
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
         "query($w: Boolean!) { holder { edges { node { number label @include(if: $w) } } } }",
         "query($w: Boolean!) { holder { edges { node { number ... @skip(if: $w) { label } } } } }",
         "query($w: Boolean!) { holder { edges { node { ...L } } } }"

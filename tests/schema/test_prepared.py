@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -23,11 +24,14 @@ from strawberry.types.graphql import OperationType
 
 from api.domain.actor import Actor, RequestMeta
 from api.domain.services import Services
-from schema import CACHED_DOCUMENTS, InterludeSchema, OperationChoice, SafeParserCache, build_schema
+from schema import CACHED_DOCUMENTS, InterludeSchema, OperationChoice, SafeParserCache, build_schema, prepared
+from schema.combined import combined
 from schema.context import Context
-from schema.limits import MAX_LIST_ITEMS, Limits
-from schema.operation import ROOT_FIELD
-from schema.prepared import KNOWN_PARTS, NAMES_PER_DOCUMENT, Preparation
+from schema.documents import DocumentValidation
+from schema.errors import ErrorPolicy
+from schema.limits import MAX_LIST_ITEMS, Limits, QueryLimits
+from schema.operation import ROOT_FIELD, OperationName
+from schema.prepared import KNOWN_PARTS, NAMES_PER_DOCUMENT, OPTIONAL_PARTS, Preparation
 from schema.storable import StorableText
 from tests.conftest import Database
 from tests.factories import Factory, PatientUser
@@ -54,6 +58,7 @@ class Answer:
     errors: list[dict[str, Any]]
     operation: str | None
     root_field: str | None
+    extensions: Any
 
 
 def pair(**options: Any) -> tuple[InterludeSchema, InterludeSchema]:
@@ -93,7 +98,8 @@ async def answer(
     except (CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
         return type(exc), str(exc)
     errors = [dict(e.formatted) for e in result.errors or []]
-    return Answer(type(result), result.data, errors, meta.operation, request.scope["state"].get(ROOT_FIELD))
+    root_field = request.scope["state"].get(ROOT_FIELD)
+    return Answer(type(result), result.data, errors, meta.operation, root_field, result.extensions)
 
 
 @pytest.fixture
@@ -225,11 +231,33 @@ async def test_an_operation_type_the_transport_does_not_allow_is_refused_as_befo
     entry = {"input": entry_input(now)}
     expected = await answer(slow, services, now, LOG, entry, actor=alice.actor, allowed=queries_only)
     assert expected == (InvalidOperationTypeError, str(expected[1]))  # type: ignore[index]
-    # Prepared first (as a POST would run it), then sent where mutations are not allowed (as a GET would send it).
-    assert isinstance(await answer(fast, services, now, DIARY, {"n": 1}, actor=alice.actor), Answer)
+    # Prepared and run first where mutations are allowed (as a POST sends it), then sent where they are not (GET).
     strawberry_calls.clear()
+    ran = await answer(fast, services, now, LOG, entry, actor=alice.actor)
+    assert isinstance(ran, Answer)
+    assert ran.errors == []
+    assert strawberry_calls == []
     assert await answer(fast, services, now, LOG, entry, actor=alice.actor, allowed=queries_only) == expected
     assert strawberry_calls == [LOG]
+
+
+async def test_a_check_that_fails_on_this_path_leaves_the_request_to_strawberrys(
+    alice: PatientUser,
+    services: Services,
+    now: datetime,
+    strawberry_calls: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a check failed")
+
+    fast, slow = pair()
+    expected = await answer(slow, services, now, DIARY, {"n": 3}, actor=alice.actor)
+    # Only this path's own reference: Strawberry's path (`QueryLimits`) runs the limits as before.
+    monkeypatch.setattr(prepared, "limit_refusals", failing)
+    strawberry_calls.clear()
+    assert await answer(fast, services, now, DIARY, {"n": 3}, actor=alice.actor) == expected
+    assert strawberry_calls == [DIARY]
 
 
 async def test_what_validates_against_one_schema_is_prepared_for_that_schema_only(
@@ -300,20 +328,40 @@ async def test_a_prepared_operation_leaves_with_its_document(db: Database, servi
     assert len(fast.preparation._prepared) == kept - 1
 
 
-def test_the_apps_schemas_are_prepared_and_a_part_not_known_turns_preparation_off() -> None:
+def test_the_apps_schemas_are_prepared_and_a_part_missing_or_not_known_turns_preparation_off() -> None:
     known = KNOWN_PARTS | {SafeParserCache, OperationChoice}
     for production in (False, True):
         schema = build_schema(production=production)
         assert isinstance(schema, InterludeSchema)
         assert schema.preparation is not None
-    assert Preparation.of(build_schema(), known - {StorableText}) is None
+    parts: list[Callable[[], SchemaExtension]] = [
+        ErrorPolicy,
+        OperationName,
+        lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
+        DocumentValidation,
+        OperationChoice,
+        lambda: QueryLimits(LIMITS),
+        StorableText,
+    ]
+
+    def schema_of(parts: list[Callable[[], SchemaExtension]], **config: Any) -> InterludeSchema:
+        return InterludeSchema(query=_Query, extensions=[combined(parts)], config=StrawberryConfig(**config))
+
+    assert Preparation.of(schema_of(parts), known, OPTIONAL_PARTS) is not None
+    # A part this path does not know; one it stands in for missing; one twice.
+    assert Preparation.of(schema_of(parts), known - {StorableText}, OPTIONAL_PARTS) is None
+    assert Preparation.of(schema_of(parts[1:]), known, OPTIONAL_PARTS) is None
+    assert Preparation.of(schema_of([*parts, StorableText]), known, OPTIONAL_PARTS) is None
+    # Incremental execution, which this path does not do.
+    incremental = schema_of(parts, enable_experimental_incremental_execution=True)
+    assert Preparation.of(incremental, known, OPTIONAL_PARTS) is None
 
     class Extra(SchemaExtension):
         def on_validate(self) -> Iterator[None]:
             yield
 
     plain = strawberry.Schema(query=_Query, extensions=[Extra])
-    assert Preparation.of(plain, known | {Extra}) is None  # not one combined extension
+    assert Preparation.of(plain, known | {Extra}, OPTIONAL_PARTS) is None  # not one combined extension
 
 
 def test_the_parser_options_and_rules_are_those_the_extensions_set() -> None:

@@ -170,7 +170,7 @@ _KNOWN_SETTLED_TYPES = 1024
 # How to answer a selection made only of plain fields: per response name, either a leaf, or an object field with the
 # answer of its own selection. A plan is compiled once into a function (`_compile`) and kept per schema.
 Answer = Callable[[Any], Any]
-# A selection of an operation, by its parent type and, for each response name, the field nodes it merges.
+# A selection of an operation, by its parent type and the field nodes it merges, in order.
 SelectionKey = tuple[object, ...]
 Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Answer | None"]
 Plan = tuple[Step, ...]
@@ -472,7 +472,8 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if kept is None:
             found = self._planned(parent_type, grouped_field_set)
         else:
-            key = (parent_type.name, *[(name, *[id(d.node) for d in ds]) for name, ds in grouped_field_set.items()])
+            # The nodes alone: each names its response, and the nodes under one name come together.
+            key = (parent_type.name, *[id(d.node) for details in grouped_field_set.values() for d in details])
             if key in kept:
                 found = kept[key]
             else:

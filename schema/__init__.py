@@ -159,8 +159,9 @@ class OperationChoice(SchemaExtension):
         yield
 
 
-def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -> strawberry.Schema:
-    parts: list[Callable[[], SchemaExtension]] = [
+def checks(limits: Limits) -> list[Callable[[], SchemaExtension]]:
+    """The schema's extension parts, in the order they run, but production's refusal of introspection."""
+    return [
         ErrorPolicy,
         OperationName,
         lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
@@ -171,6 +172,10 @@ def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -
         # Last of the checks before execution: it searches only a valid document within the limits.
         StorableText,
     ]
+
+
+def build_schema(*, production: bool = False, limits: Limits = DEFAULT_LIMITS) -> strawberry.Schema:
+    parts = checks(limits)
     if production:
         parts.append(DisableIntrospection)
     # One extension running them all, in this order (schema/combined.py).

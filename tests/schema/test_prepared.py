@@ -24,13 +24,11 @@ from strawberry.types.graphql import OperationType
 
 from api.domain.actor import Actor, RequestMeta
 from api.domain.services import Services
-from schema import CACHED_DOCUMENTS, InterludeSchema, OperationChoice, SafeParserCache, build_schema, prepared
+from schema import CACHED_DOCUMENTS, InterludeSchema, OperationChoice, SafeParserCache, build_schema, checks, prepared
 from schema.combined import combined
 from schema.context import Context
-from schema.documents import DocumentValidation
-from schema.errors import ErrorPolicy
-from schema.limits import MAX_LIST_ITEMS, Limits, QueryLimits
-from schema.operation import ROOT_FIELD, OperationName
+from schema.limits import MAX_LIST_ITEMS, Limits
+from schema.operation import ROOT_FIELD
 from schema.prepared import KNOWN_PARTS, NAMES_PER_DOCUMENT, OPTIONAL_PARTS, Preparation
 from schema.storable import StorableText
 from tests.conftest import Database
@@ -334,15 +332,7 @@ def test_the_apps_schemas_are_prepared_and_a_part_missing_or_not_known_turns_pre
         schema = build_schema(production=production)
         assert isinstance(schema, InterludeSchema)
         assert schema.preparation is not None
-    parts: list[Callable[[], SchemaExtension]] = [
-        ErrorPolicy,
-        OperationName,
-        lambda: SafeParserCache(maxsize=CACHED_DOCUMENTS),
-        DocumentValidation,
-        OperationChoice,
-        lambda: QueryLimits(LIMITS),
-        StorableText,
-    ]
+    parts = checks(LIMITS)
 
     def schema_of(parts: list[Callable[[], SchemaExtension]], **config: Any) -> InterludeSchema:
         return InterludeSchema(query=_Query, extensions=[combined(parts)], config=StrawberryConfig(**config))

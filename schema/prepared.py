@@ -2,7 +2,7 @@
 
 For every request Strawberry builds an execution context, makes the schema's extensions anew and runs their hooks
 around parsing, validation and execution, and Interlude's checks then redo, for the same document, work that
-depends on the document alone: 7.7% of the instructions of a diary entry's write, 4.5% of a 30-entry read's
+depends on the document alone: 7.5% of the instructions of a diary entry's write, 4.5% of a 30-entry read's
 (bench/README.md). Here that work is done once per document text and operation name, then kept with the parsed
 document (schema/documents.py), and a request of a prepared operation runs only what depends on it.
 

@@ -1,8 +1,9 @@
 """Strawberry's DateTime scalar, reading the instants apps send without dateutil's pure-Python parser.
 
-Strawberry reads a DateTime variable with `dateutil.parser.isoparse`: about 15 µs for `2026-11-27T08:30:00+01:00`,
-every diary entry's `recordedAt`, 200 of them in an offline sync. Python's own `datetime.fromisoformat` reads the
-same text in well under a microsecond. The two accept different sets of texts (dateutil takes `T24:00`, a date
+Strawberry reads a DateTime variable with `dateutil.parser.isoparse`: 7.3 µs for `2026-11-27T08:30:00+01:00`
+(`python -m timeit`), every diary entry's `recordedAt`, 200 of them in an offline sync. Python's own
+`datetime.fromisoformat` reads the same text in well under a microsecond; with the shape's check and dateutil's
+zone object, `parse_datetime` takes 3.1 µs. The two accept different sets of texts (dateutil takes `T24:00`, a date
 alone, a week date; Python rejects some of those and takes others dateutil refuses) and return different time
 zone objects, so `fromisoformat` reads only the one shape apps send, where both agree: a full date and time, to the
 second, with 3 or 6 digits of fraction or none, in UTC (`Z`) or at an offset `±hh:mm` (hours to 23, minutes to

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, TypeVar
@@ -200,35 +201,67 @@ async def insert(
     await db.execute_query(*_for(db, sql, params))
 
 
-async def insert_new(instance: Model, *, unique: tuple[str, ...], using_db: BaseDBAsyncClient) -> bool:
-    """`INSERT INTO <table> (<every column>) VALUES (…) ON CONFLICT (<unique>) DO NOTHING RETURNING <pk>`: the
-    instance stored, each value converted as Tortoise's own insert converts it (`to_db_value`, which validates);
-    False, with nothing written, when a row with the same `unique` key (a unique constraint of the model) exists.
-    One round trip where a lookup and then an insert took two, and no failed statement to recover from.
+async def insert_new(
+    model: type[M], values: Mapping[str, Any], *, unique: tuple[str, ...], using_db: BaseDBAsyncClient
+) -> M | None:
+    """`INSERT INTO <table> (<every column>) VALUES (…) ON CONFLICT (<unique>) DO NOTHING RETURNING <pk>`: a new row
+    of `values` (by field name; a field left out takes its default, `_with_defaults`), each value converted as
+    Tortoise's own insert converts it (`to_db_value`, which validates). Returns the stored row as a model instance,
+    as `select` would read it back; None, with nothing written, when a row with the same `unique` key (a unique
+    constraint of the model) exists. One round trip where a lookup and then an insert took two, and no failed
+    statement to recover from.
 
-    Every column comes from the instance: a model with a column the database generates or defaults is refused
-    (`_insert_new_sql`), and no save signals are sent (the models here have none). Instants go in UTC on SQLite,
-    as every stored instant does (`_for`)."""
-    model = type(instance)
+    `values` are Python's, of the model's types, as a row read from the database holds them (UUIDs, aware instants,
+    decimals, lists): the instance is built from them as from a row (`Model._init_from_db`), not through
+    `Model.__init__`, whose per-attribute bookkeeping (for relations and asynchronous defaults, which a row has
+    neither of) cost a write about twice as much (bench/README.md). Every column comes from `values`: a model with
+    a column the database generates or defaults is refused (`_insert_new_sql`), and no save signals are sent (the
+    models here have none). Instants go in UTC on SQLite, as every stored instant does (`_for`)."""
     sql = _insert_new_sql(model, unique)
-    fields = model._meta.fields_map
-    params = [fields[name].to_db_value(getattr(instance, name), instance) for name in model._meta.fields_db_projection]
+    meta = model._meta
+    row = _with_defaults(model, values)
+    fields = meta.fields_map
+    params = [fields[name].to_db_value(row[name], model) for name in meta.fields_db_projection]
     if using_db.capabilities.dialect == "postgres":
         # Tortoise's `execute_query` answers an INSERT with no rows; `execute_insert` fetches the one returned.
         inserted = await using_db.execute_insert(sql, params) is not None
     else:
         inserted = bool((await using_db.execute_query(*_for(using_db, sql, params)))[1])
     if not inserted:
-        return False
-    instance._saved_in_db = True
-    return True
+        return None
+    return model._init_from_db(**{column: row[name] for name, column in meta.fields_db_projection.items()})
+
+
+def _with_defaults(model: type[Model], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values`, and for each field left out its default as `Model.__init__` gives it: a callable's result, else
+    the value (copied unless immutable), else None. An unknown name is refused, as `Model.__init__` ignores it."""
+    projection = model._meta.fields_db_projection
+    unknown = values.keys() - projection.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no fields {sorted(unknown)}")
+    row = dict(values)
+    if len(row) == len(projection):
+        return row
+    fields = model._meta.fields_map
+    for name in projection.keys() - row.keys():
+        default = fields[name].default
+        if callable(default):
+            row[name] = default()
+        else:
+            row[name] = default if isinstance(default, _IMMUTABLE) else deepcopy(default)
+    return row
+
+
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
 
 
 @cache
 def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     meta = model._meta
-    if meta.generated_db_fields or meta.db_default_db_columns:
-        raise TypeError(f"{model.__name__} has columns the database fills in: insert it through the ORM")
+    # `to_db_value` is given the class, not an instance: an `auto_now` field would not fill itself in.
+    stamped = any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in meta.fields_map.values())
+    if meta.generated_db_fields or meta.db_default_db_columns or stamped:
+        raise TypeError(f"{model.__name__} has columns the database or the ORM fills in: insert it through the ORM")
     values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
     conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)
     pk = meta.fields_db_projection[meta.pk_attr]

@@ -140,7 +140,7 @@ async def test_inserted_rows_read_back_as_the_orm_wrote_them(db: Database, facto
     assert await AuditEvent.filter(clinic_id=clinic.id, created_at__lt=now).count() == 2
 
 
-def _entry(who: PatientUser, now: datetime, **values: object) -> DiaryEntry:
+def _row(who: PatientUser, now: datetime, **values: object) -> dict[str, object]:
     required = {
         "clinic_id": who.patient.clinic_id,
         "patient_id": who.patient.id,
@@ -151,12 +151,10 @@ def _entry(who: PatientUser, now: datetime, **values: object) -> DiaryEntry:
         "created_at": now,
         "updated_at": now,
     }
-    return DiaryEntry(**{**required, **values})
+    return {**required, **values}
 
 
-async def test_an_inserted_instance_reads_back_as_the_orm_writes_it(
-    db: Database, factory: Factory, now: datetime
-) -> None:
+async def test_an_inserted_row_reads_back_as_the_orm_writes_it(db: Database, factory: Factory, now: datetime) -> None:
     alice = await factory.patient(await factory.clinic())
     values = {
         "pain_now": 3,
@@ -167,57 +165,86 @@ async def test_an_inserted_instance_reads_back_as_the_orm_writes_it(
         "note": 'a note\'s "quotes"',
         "prompt_id": uuid4(),
     }
-    ours, theirs = _entry(alice, now, **values), _entry(alice, now, **values)
-    # Given with the patient's offset, stored in UTC as every instant is (SQLite compares them as text).
-    ours.recorded_at = ours.recorded_at.astimezone(timezone(timedelta(hours=-5)))
+    ours, theirs = _row(alice, now, **values), DiaryEntry(**_row(alice, now, **values))
     async with in_transaction() as conn:
         with count_queries() as counter:
-            assert await insert_new(ours, unique=("patient_id", "client_id"), using_db=conn)
+            inserted = await insert_new(DiaryEntry, ours, unique=("patient_id", "client_id"), using_db=conn)
         await theirs.save(using_db=conn)
     assert counter.statements == ["INSERT"]
-    assert ours._saved_in_db
+    assert inserted is not None
+    assert inserted._saved_in_db
 
     names = [n for n in DiaryEntry._meta.fields_db_projection if n not in ("id", "client_id")]
-    stored, written = await DiaryEntry.get(id=ours.id), await DiaryEntry.get(id=theirs.id)
+    stored, written = await DiaryEntry.get(id=inserted.id), await DiaryEntry.get(id=theirs.id)
     assert {n: getattr(stored, n) for n in names} == {n: getattr(written, n) for n in names}
-    assert (stored.client_id, stored.version, stored.deleted_at) == (ours.client_id, 1, None)
+    assert (stored.client_id, stored.version, stored.deleted_at) == (ours["client_id"], 1, None)
+    # The instance returned holds what `Model.__init__` makes of the same values, defaults included (id aside).
+    made = DiaryEntry(**{**ours, "id": inserted.id})
+    everything = list(DiaryEntry._meta.fields_db_projection)
+    assert {n: getattr(inserted, n) for n in everything} == {n: getattr(made, n) for n in everything}
+    assert {n: getattr(inserted, n) for n in everything} == {n: getattr(stored, n) for n in everything}
     instant = now - timedelta(hours=1)
-    assert await DiaryEntry.filter(id=ours.id, recorded_at__gt=instant - timedelta(seconds=1)).count() == 1
-    assert await DiaryEntry.filter(id=ours.id, recorded_at__lt=instant + timedelta(seconds=1)).count() == 1
+    assert await DiaryEntry.filter(id=inserted.id, recorded_at__gt=instant - timedelta(seconds=1)).count() == 1
+    assert await DiaryEntry.filter(id=inserted.id, recorded_at__lt=instant + timedelta(seconds=1)).count() == 1
 
 
-async def test_an_instance_whose_unique_key_is_stored_is_not_inserted(
-    db: Database, factory: Factory, now: datetime
-) -> None:
+async def test_an_instant_given_at_an_offset_is_stored_in_utc(db: Database, factory: Factory, now: datetime) -> None:
     alice = await factory.patient(await factory.clinic())
-    first = _entry(alice, now, note="first")
-    again = _entry(alice, now, note="again")
-    again.client_id = first.client_id
+    at_offset = (now - timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))
     async with in_transaction() as conn:
-        assert await insert_new(first, unique=("patient_id", "client_id"), using_db=conn)
-        assert not await insert_new(again, unique=("patient_id", "client_id"), using_db=conn)
+        inserted = await insert_new(
+            DiaryEntry, _row(alice, now, recorded_at=at_offset), unique=("patient_id", "client_id"), using_db=conn
+        )
+    assert inserted is not None
+    # SQLite compares instants as text: only a UTC one is found by a range in UTC.
+    instant = now - timedelta(hours=1)
+    assert await DiaryEntry.filter(id=inserted.id, recorded_at__gte=instant, recorded_at__lte=instant).count() == 1
+    assert (await DiaryEntry.get(id=inserted.id)).recorded_at == at_offset
+
+
+async def test_a_row_whose_unique_key_is_stored_is_not_inserted(db: Database, factory: Factory, now: datetime) -> None:
+    alice = await factory.patient(await factory.clinic())
+    first = _row(alice, now, note="first")
+    again = _row(alice, now, note="again", client_id=first["client_id"])
+    async with in_transaction() as conn:
+        stored = await insert_new(DiaryEntry, first, unique=("patient_id", "client_id"), using_db=conn)
+        assert stored is not None
+        assert await insert_new(DiaryEntry, again, unique=("patient_id", "client_id"), using_db=conn) is None
         # The transaction goes on: nothing failed in it.
         assert await DiaryEntry.filter(patient_id=alice.patient.id).using_db(conn).count() == 1
-    assert not again._saved_in_db
-    assert [(e.id, e.note) for e in await DiaryEntry.filter(patient_id=alice.patient.id)] == [(first.id, "first")]
+    assert [(e.id, e.note) for e in await DiaryEntry.filter(patient_id=alice.patient.id)] == [(stored.id, "first")]
 
 
-async def test_an_instance_is_checked_as_the_orm_checks_it(db: Database, factory: Factory, now: datetime) -> None:
+async def test_a_row_is_checked_as_the_orm_checks_it(db: Database, factory: Factory, now: datetime) -> None:
     alice = await factory.patient(await factory.clinic())
-    too_long = _entry(alice, now, client_hash="h" * 65)
     with pytest.raises(ValidationError):
         async with in_transaction() as conn:
-            await insert_new(too_long, unique=("patient_id", "client_id"), using_db=conn)
+            await insert_new(
+                DiaryEntry, _row(alice, now, client_hash="h" * 65), unique=("patient_id", "client_id"), using_db=conn
+            )
+    with pytest.raises(TypeError, match="no fields \\['mood_score'\\]"):
+        async with in_transaction() as conn:
+            await insert_new(
+                DiaryEntry, _row(alice, now, mood_score=3), unique=("patient_id", "client_id"), using_db=conn
+            )
     assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 0
 
 
-@pytest.mark.parametrize("filled", [{"generated_db_fields": ("id",)}, {"db_default_db_columns": ("version",)}])
-async def test_a_model_whose_columns_the_database_fills_in_is_refused(filled: dict[str, tuple[str, ...]]) -> None:
+@pytest.mark.parametrize(
+    "filled",
+    [
+        {"generated_db_fields": ("id",)},
+        {"db_default_db_columns": ("version",)},
+        {"fields_map": {"created_at": SimpleNamespace(auto_now_add=True)}},
+        {"fields_map": {"updated_at": SimpleNamespace(auto_now=True)}},
+    ],
+)
+async def test_a_model_whose_columns_are_filled_in_for_it_is_refused(filled: dict[str, object]) -> None:
     class Counted:  # what insert_new reads of a model: its metadata (Tortoise's own models here fill in nothing)
-        _meta = SimpleNamespace(**{"generated_db_fields": (), "db_default_db_columns": (), **filled})
+        _meta = SimpleNamespace(**{"generated_db_fields": (), "db_default_db_columns": (), "fields_map": {}, **filled})
 
-    with pytest.raises(TypeError, match="the database fills in"):
-        await insert_new(Counted(), unique=("id",), using_db=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fills in: insert it through the ORM"):
+        await insert_new(Counted, {}, unique=("id",), using_db=None)  # type: ignore[arg-type,type-var]
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:

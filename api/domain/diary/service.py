@@ -143,16 +143,17 @@ class DiaryService:
         judged against it, with nothing written. Under the patient's lock, a concurrent write of the same entry
         has committed or not begun, so the insert never waits on it, and never fails for it."""
         digest = content.digest()
-        entry = DiaryEntry(
-            clinic_id=patient.clinic_id,
-            patient_id=patient.id,
-            client_id=item.client_id,
-            client_hash=digest,
-            created_at=now,
-            updated_at=now,
+        row = {
+            "clinic_id": patient.clinic_id,
+            "patient_id": patient.id,
+            "client_id": item.client_id,
+            "client_hash": digest,
+            "created_at": now,
+            "updated_at": now,
             **content.values,
-        )
-        if not await insert_new(entry, unique=_CLIENT_KEY, using_db=conn):
+        }
+        entry = await insert_new(DiaryEntry, row, unique=_CLIENT_KEY, using_db=conn)
+        if entry is None:
             resent = Where('"patient_id" = {} AND "client_id" = {}', patient.id, item.client_id)
             stored = (await select(DiaryEntry, resent, using_db=conn))[0]
             return _resent(stored, digest), Announced()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
-from tortoise.exceptions import ValidationError
+from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
@@ -245,6 +245,36 @@ async def test_a_model_whose_columns_are_filled_in_for_it_is_refused(filled: dic
 
     with pytest.raises(TypeError, match="fills in: insert it through the ORM"):
         await insert_new(Counted, {}, unique=("id",), using_db=None)  # type: ignore[arg-type,type-var]
+
+
+async def test_a_failing_statement_raises_what_the_orm_raises(db: Database, factory: Factory, now: datetime) -> None:
+    """On PostgreSQL the statements go to asyncpg without Tortoise's `execute_query`, but its errors are still
+    Tortoise's (callers catch `IntegrityError`); on SQLite they go through Tortoise's."""
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    event = {
+        "id": uuid4(),
+        "clinic_id": clinic.id,
+        "actor_role": "CLINICIAN",
+        "action": "test.twice",
+        "operation": "patient",
+        "created_at": now,
+    }
+    await insert(AuditEvent, [event])
+    with pytest.raises(IntegrityError):
+        await insert(AuditEvent, [event])
+    with pytest.raises(OperationalError):
+        await select(Patient, Where("no_such_column = {}", 1))  # unquoted: SQLite reads a quoted unknown as text
+    first = _row(alice, now, id=uuid4())
+    async with in_transaction() as conn:
+        assert await insert_new(DiaryEntry, first, unique=("patient_id", "client_id"), using_db=conn) is not None
+    with pytest.raises(IntegrityError):  # the same id, under another clientId: not the conflict it skips
+        async with in_transaction() as conn:
+            await insert_new(
+                DiaryEntry, {**_row(alice, now), "id": first["id"]}, unique=("patient_id", "client_id"), using_db=conn
+            )
+    assert await AuditEvent.filter(action="test.twice").count() == 1
+    assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 1
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:

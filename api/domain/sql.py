@@ -1,5 +1,6 @@
-"""Hand-written statements for the hottest reads, the diary entry's insert and the audit trail's writes, run
-through Tortoise's own connection and value conversion.
+"""Hand-written statements for the hottest reads, the diary entry's insert and the audit trail's writes, run on
+Tortoise's own connections with its value conversion: on PostgreSQL sent to asyncpg directly (`_fetch`), on SQLite
+through Tortoise's `execute_query`.
 
 Building a query through the ORM costs more than running it: about 0.3 ms for a lookup by primary key and 1 ms for
 a page of the diary, against 0.15 ms to send the same statement (bench/README.md). A request reads the patient and
@@ -12,9 +13,10 @@ Only constant text goes into a statement: identifiers come from the models' meta
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from datetime import datetime
 from functools import cache, lru_cache
@@ -22,6 +24,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 from tortoise.fields import JSONField
@@ -46,13 +49,18 @@ def _projection(model: type[Model], fields: frozenset[str] | None) -> str:
     the database neither sends nor the driver decodes what nobody will read. `None`: every field."""
     if fields is None:
         return columns(model)
-    unknown = fields - model._meta.fields_db_projection.keys()
-    if unknown:
-        raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
+    _require_columns(model, fields)
     return ", ".join(
         f'"{column}"' if name in fields else f'NULL AS "{column}"'
         for name, column in model._meta.fields_db_projection.items()
     )
+
+
+def _require_columns(model: type[Model], names: Iterable[str]) -> None:
+    """ValueError unless each name is a field with a column of its own (a relation's is `<name>_id`)."""
+    unknown = set(names) - model._meta.fields_db_projection.keys()
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column fields {sorted(unknown)}")
 
 
 class Where:
@@ -157,10 +165,7 @@ async def _rows(
     sql = f'SELECT {_projection(model, fields)} FROM "{model._meta.db_table}" WHERE {condition}'  # noqa: S608 -- see the module
     if lock is not None and db.capabilities.dialect == "postgres":
         sql += f" FOR {lock}"
-    if db.capabilities.dialect == "postgres":
-        return list(await _on_connection(db, "fetch", sql, params))
-    _, rows = await db.execute_query(*_for(db, sql, params))
-    return list(rows)
+    return await _fetch(db, sql, params)
 
 
 @cache
@@ -202,10 +207,7 @@ async def insert(
         values.append("(" + ", ".join(f"${start + i + 1}" for i in range(len(names))) + ")")
     targets = ", ".join(f'"{projection[name]}"' for name in names)
     sql = f'INSERT INTO "{model._meta.db_table}" ({targets}) VALUES {", ".join(values)}'  # noqa: S608 -- see the module
-    if db.capabilities.dialect == "postgres":
-        await _on_connection(db, "execute", sql, params)
-    else:
-        await db.execute_query(*_for(db, sql, params))
+    await _fetch(db, sql, params)
 
 
 async def insert_new(
@@ -213,38 +215,35 @@ async def insert_new(
 ) -> M | None:
     """`INSERT INTO <table> (<every column>) VALUES (…) ON CONFLICT (<unique>) DO NOTHING RETURNING <pk>`: a new row
     of `values` (by field name; a field left out takes its default, `_with_defaults`), each value converted as
-    Tortoise's own insert converts it (`to_db_value`, which validates). Returns the stored row as a model instance,
-    as `select` would read it back; None, with nothing written, when a row with the same `unique` key (a unique
-    constraint of the model) exists. One round trip where a lookup and then an insert took two, and no failed
-    statement to recover from.
+    Tortoise's own insert converts it (`to_db_value`, which validates; a None where the column is NOT NULL fails in
+    the database, an `IntegrityError`). Returns the row as a model instance; None, with nothing written, when a
+    row with the same `unique` key (a unique constraint of the model) exists. One round trip where a lookup and
+    then an insert took two, and no failed statement to recover from.
 
-    `values` are Python's, of the model's types, as a row read from the database holds them (UUIDs, aware instants,
-    decimals, lists): the instance is built from them as from a row (`Model._init_from_db`), not through
+    The instance is built from `values` as from a row read back (`Model._init_from_db`), not through
     `Model.__init__`, whose per-attribute bookkeeping (for relations and asynchronous defaults, which a row has
-    neither of) cost a write about twice as much (bench/README.md). Every column comes from `values`: a model with
-    a column the database generates or defaults is refused (`_insert_new_sql`), and no save signals are sent (the
-    models here have none). Instants go in UTC on SQLite, as every stored instant does (`_for`)."""
+    neither of) cost about 22 µs a diary entry against 9 (bench/README.md, session 15). On PostgreSQL a row's
+    UUIDs, decimals and plain values are taken as they are: `values` must already be what each field's
+    `to_python_value` makes of them (a UUID, not its text; a decimal at the column's places), as `build_content`'s
+    are. Every column comes from `values`: a model with a column that the database or the ORM fills in is refused
+    (`_insert_new_sql`), and no save signals are sent (the models here have none). Instants go in UTC on SQLite, as
+    every stored instant does (`_for`)."""
     sql = _insert_new_sql(model, unique)
     meta = model._meta
     row = _with_defaults(model, values)
     fields = meta.fields_map
     params = [fields[name].to_db_value(row[name], model) for name in meta.fields_db_projection]
-    if using_db.capabilities.dialect == "postgres":
-        inserted = await _on_connection(using_db, "fetchrow", sql, params) is not None
-    else:
-        inserted = bool((await using_db.execute_query(*_for(using_db, sql, params)))[1])
-    if not inserted:
+    if not await _fetch(using_db, sql, params):
         return None
     return model._init_from_db(**{column: row[name] for name, column in meta.fields_db_projection.items()})
 
 
 def _with_defaults(model: type[Model], values: Mapping[str, Any]) -> dict[str, Any]:
     """`values`, and for each field left out its default as `Model.__init__` gives it: a callable's result, else
-    the value (copied unless immutable), else None. An unknown name is refused, as `Model.__init__` ignores it."""
+    the value (copied unless immutable), else None. A name that is not a column field is refused, where
+    `Model.__init__` would ignore it."""
     projection = model._meta.fields_db_projection
-    unknown = values.keys() - projection.keys()
-    if unknown:
-        raise TypeError(f"{model.__name__} has no fields {sorted(unknown)}")
+    _require_columns(model, values.keys())
     row = dict(values)
     if len(row) == len(projection):
         return row
@@ -264,9 +263,13 @@ _IMMUTABLE = (int, float, str, bool, bytes, type(None))
 @cache
 def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     meta = model._meta
-    # `to_db_value` is given the class, not an instance: an `auto_now` field would not fill itself in.
-    stamped = any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in meta.fields_map.values())
-    if meta.generated_db_fields or meta.db_default_db_columns or stamped:
+    # `to_db_value` is given the class, not an instance: an `auto_now` field would not fill itself in. An
+    # asynchronous default is awaited by `Model.save`, never here.
+    filled = any(
+        getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) or inspect.iscoroutinefunction(f.default)
+        for f in meta.fields_map.values()
+    )
+    if meta.generated_db_fields or meta.db_default_db_columns or filled:
         raise TypeError(f"{model.__name__} has columns the database or the ORM fills in: insert it through the ORM")
     values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
     conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)
@@ -277,25 +280,28 @@ def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     )
 
 
-async def _on_connection(db: BaseDBAsyncClient, method: str, sql: str, params: Sequence[object]) -> Any:
-    """On PostgreSQL: asyncpg's `fetch`, `fetchrow` or `execute` of the statement, on the connection Tortoise's own
-    `execute_*` would use (the pool's, or the transaction's under its lock), logged at DEBUG as it logs them (where
-    the tests count statements), and with its errors translated as Tortoise translates them (`IntegrityError`,
-    `OperationalError`, …, the same table as Tortoise's asyncpg client); without the rest of its wrapper: a second
-    coroutine for the translation, and the statement's text upper-cased to tell a write from a read. That was about
-    12,000 instructions for each of a diary write's four statements, 1.8% of the write, and 4,500 for each of a
-    page's two (bench/README.md)."""
-    client = cast(Any, db)
-    async with client.acquire_connection() as connection:
-        client.log.debug("%s: %s", sql, params)
-        try:
-            return await getattr(connection, method)(sql, *params)
-        except (asyncpg.SyntaxOrAccessError, asyncpg.exceptions.DataError) as exc:
-            raise OperationalError(exc) from exc
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(exc) from exc
-        except asyncpg.InvalidTransactionStateError as exc:
-            raise TransactionManagementError(exc) from exc
+async def _fetch(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> list[Any]:
+    """The statement's rows (an INSERT's: those it RETURNS).
+
+    On PostgreSQL, asyncpg's `fetch` on the connection Tortoise's own `execute_query` would use (the pool's, or the
+    transaction's under its lock), the statement logged at DEBUG as it logs them (the tests and bench/api.py count
+    statements there), its errors translated as Tortoise's asyncpg client translates them, but
+    without the rest of its wrapper: a second coroutine for the translation, and the statement's text upper-cased
+    to tell a write from a read. That wrapper cost about 12,000 instructions for each of a diary write's four
+    statements, 1.8% of the write (bench/README.md, session 15). Elsewhere, Tortoise's `execute_query`."""
+    if not isinstance(db, AsyncpgDBClient):
+        return list((await db.execute_query(*_for(db, sql, params)))[1])
+    try:
+        async with db.acquire_connection() as connection:
+            db.log.debug("%s: %s", sql, params)
+            return cast(list[Any], await connection.fetch(sql, *params))
+    # Tortoise's table (tortoise/backends/asyncpg/client.py, `_translate_exceptions`), around the same code.
+    except (asyncpg.SyntaxOrAccessError, asyncpg.exceptions.DataError) as exc:
+        raise OperationalError(exc) from exc
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
+    except asyncpg.InvalidTransactionStateError as exc:
+        raise TransactionManagementError(exc) from exc
 
 
 def _for(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> tuple[str, list[Any]]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import pytest
-from tortoise.exceptions import IntegrityError, OperationalError, ValidationError
+from tortoise import fields
+from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError, ValidationError
 from tortoise.transactions import in_transaction
 
 from api.domain import audit
@@ -178,11 +185,12 @@ async def test_an_inserted_row_reads_back_as_the_orm_writes_it(db: Database, fac
     stored, written = await DiaryEntry.get(id=inserted.id), await DiaryEntry.get(id=theirs.id)
     assert {n: getattr(stored, n) for n in names} == {n: getattr(written, n) for n in names}
     assert (stored.client_id, stored.version, stored.deleted_at) == (ours["client_id"], 1, None)
-    # The instance returned holds what `Model.__init__` makes of the same values, defaults included (id aside).
+    # The instance returned holds what `Model.__init__` makes of the same values, defaults included (id aside), and
+    # what a read gives back: compared by repr, so that a zone or a decimal's places would differ too.
     made = DiaryEntry(**{**ours, "id": inserted.id})
     everything = list(DiaryEntry._meta.fields_db_projection)
-    assert {n: getattr(inserted, n) for n in everything} == {n: getattr(made, n) for n in everything}
-    assert {n: getattr(inserted, n) for n in everything} == {n: getattr(stored, n) for n in everything}
+    assert {n: repr(getattr(inserted, n)) for n in everything} == {n: repr(getattr(made, n)) for n in everything}
+    assert {n: repr(getattr(inserted, n)) for n in everything} == {n: repr(getattr(stored, n)) for n in everything}
     instant = now - timedelta(hours=1)
     assert await DiaryEntry.filter(id=inserted.id, recorded_at__gt=instant - timedelta(seconds=1)).count() == 1
     assert await DiaryEntry.filter(id=inserted.id, recorded_at__lt=instant + timedelta(seconds=1)).count() == 1
@@ -196,10 +204,11 @@ async def test_an_instant_given_at_an_offset_is_stored_in_utc(db: Database, fact
             DiaryEntry, _row(alice, now, recorded_at=at_offset), unique=("patient_id", "client_id"), using_db=conn
         )
     assert inserted is not None
+    assert inserted.recorded_at == at_offset
+    assert inserted.recorded_at.utcoffset() == timedelta(0)
     # SQLite compares instants as text: only a UTC one is found by a range in UTC.
     instant = now - timedelta(hours=1)
     assert await DiaryEntry.filter(id=inserted.id, recorded_at__gte=instant, recorded_at__lte=instant).count() == 1
-    assert (await DiaryEntry.get(id=inserted.id)).recorded_at == at_offset
 
 
 async def test_a_row_whose_unique_key_is_stored_is_not_inserted(db: Database, factory: Factory, now: datetime) -> None:
@@ -222,7 +231,7 @@ async def test_a_row_is_checked_as_the_orm_checks_it(db: Database, factory: Fact
             await insert_new(
                 DiaryEntry, _row(alice, now, client_hash="h" * 65), unique=("patient_id", "client_id"), using_db=conn
             )
-    with pytest.raises(TypeError, match="no fields \\['mood_score'\\]"):
+    with pytest.raises(ValueError, match="no column fields \\['mood_score'\\]"):
         async with in_transaction() as conn:
             await insert_new(
                 DiaryEntry, _row(alice, now, mood_score=3), unique=("patient_id", "client_id"), using_db=conn
@@ -230,13 +239,18 @@ async def test_a_row_is_checked_as_the_orm_checks_it(db: Database, factory: Fact
     assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 0
 
 
+async def _made_later() -> str:  # an asynchronous default, which `Model.save` awaits
+    return "later"
+
+
 @pytest.mark.parametrize(
     "filled",
     [
         {"generated_db_fields": ("id",)},
         {"db_default_db_columns": ("version",)},
-        {"fields_map": {"created_at": SimpleNamespace(auto_now_add=True)}},
-        {"fields_map": {"updated_at": SimpleNamespace(auto_now=True)}},
+        {"fields_map": {"created_at": fields.DatetimeField(auto_now_add=True)}},
+        {"fields_map": {"updated_at": fields.DatetimeField(auto_now=True)}},
+        {"fields_map": {"token": fields.CharField(max_length=8, default=_made_later)}},
     ],
 )
 async def test_a_model_whose_columns_are_filled_in_for_it_is_refused(filled: dict[str, object]) -> None:
@@ -275,6 +289,69 @@ async def test_a_failing_statement_raises_what_the_orm_raises(db: Database, fact
             )
     assert await AuditEvent.filter(action="test.twice").count() == 1
     assert await DiaryEntry.filter(patient_id=alice.patient.id).count() == 1
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_postgres_data_and_transaction_errors_are_the_orms(db: Database, factory: Factory, now: datetime) -> None:
+    assert db.backend == "postgres"
+    alice = await factory.patient(await factory.clinic())
+    with pytest.raises(OperationalError):  # asyncpg's DataError: not a UUID
+        await select(Patient, Where('"id" = {}', "not-a-uuid"))
+    async with in_transaction() as conn:
+        with pytest.raises(OperationalError):
+            await select(Patient, Where("no_such_column = {}", 1), using_db=conn)
+        # PostgreSQL refuses every statement after a failed one, until the transaction ends.
+        with pytest.raises(TransactionManagementError):
+            await select(Patient, Where('"id" = {}', alice.patient.id), using_db=conn)
+
+
+class _Failing(AsyncpgDBClient):
+    """A client whose connection fails every statement with `error`; nothing else of a client is used."""
+
+    def __init__(self, error: Exception) -> None:  # no pool, no connection
+        self.error = error
+        self.log = logging.getLogger("tests.sql")
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        async def fetch(*_: object) -> None:
+            raise self.error
+
+        yield SimpleNamespace(fetch=fetch)
+
+    def acquire_connection(self) -> Any:
+        return self._connection()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.UndefinedColumnError("x"),
+        asyncpg.exceptions.DataError("x"),
+        asyncpg.exceptions.InvalidTextRepresentationError("x"),
+        asyncpg.exceptions.UniqueViolationError("x"),
+        asyncpg.exceptions.ForeignKeyViolationError("x"),
+        asyncpg.exceptions.InFailedSQLTransactionError("x"),
+        asyncpg.exceptions.QueryCanceledError("x"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("x"),
+        OSError("x"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_driver_errors_are_translated_by_tortoises_table(error: Exception) -> None:
+    """The translation is a copy of Tortoise's asyncpg client's: checked against it, for a Tortoise upgrade."""
+    client = _Failing(error)
+
+    async def theirs(self: AsyncpgDBClient) -> None:
+        async with self.acquire_connection() as connection:
+            await connection.fetch("SELECT 1")
+
+    with pytest.raises(Exception) as expected:  # noqa: PT011 -- whatever Tortoise raises
+        await AsyncpgDBClient._translate_exceptions(client, theirs)
+    with pytest.raises(Exception) as raised:  # noqa: PT011 -- compared with it below
+        await select(Patient, Where('"id" = {}', 1), using_db=client)
+    assert type(raised.value) is type(expected.value)
+    assert raised.value is error or raised.value.__cause__ is error
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:
@@ -335,7 +412,7 @@ async def test_values_of_fields_without_json_are_the_rows_as_they_are(
 
 
 async def test_values_of_a_field_the_model_lacks_are_refused(db: Database) -> None:
-    with pytest.raises(ValueError, match="no fields"):
+    with pytest.raises(ValueError, match="no column fields"):
         await select_values(DiaryEntry, Where('"note" = {}', "x"), fields=frozenset({"note", "nothing"}))
 
 

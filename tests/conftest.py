@@ -172,5 +172,24 @@ def count_queries() -> Iterator[QueryCounter]:
         logger.setLevel(previous)
 
 
+@contextmanager
+def count_acquisitions() -> Iterator[list[object]]:
+    """Connections taken from the PostgreSQL pool of Tortoise's default connection meanwhile, one item each."""
+    pool = connections.get("default")._pool
+    assert pool is not None, "a PostgreSQL database, with its pool open"
+    taken: list[object] = []
+    acquire = pool.acquire
+
+    def counted(*args: object, **kwargs: object) -> object:
+        taken.append(args)
+        return acquire(*args, **kwargs)
+
+    pool.acquire = counted  # shadows the method on this pool only
+    try:
+        yield taken
+    finally:
+        del pool.acquire
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 import pytest_asyncio
+from tortoise.connection import connections
 
 from api.domain.actor import Role
 from api.domain.audit.models import AuditEvent
@@ -17,7 +18,7 @@ from api.domain.diary.service import SyncStatus
 from api.domain.diary.validation import DiaryInput
 from api.domain.errors import BadInput, Conflict, Forbidden, NotFound
 from api.domain.services import Services
-from tests.conftest import Database, count_queries
+from tests.conftest import Database, count_acquisitions, count_queries
 from tests.factories import Factory, PatientUser
 from tests.schema.diary_support import stored
 
@@ -241,3 +242,28 @@ async def test_staff_reads_are_audited_and_patient_reads_are_not(
     assert len(page.items) == 1
     events = await AuditEvent.filter(action="diary.read")
     assert [(e.actor_id, e.patient_id) for e in events] == [(staff.account.id, alice.patient.id)]
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_page_reads_the_patient_and_writes_its_audit_on_one_connection(
+    db: Database, services: Services, factory: Factory, alice: PatientUser, now: datetime
+) -> None:
+    """As the floor of bench/api.py does: one connection taken from the pool for the patient, the page and the audit
+    event (each statement would take its own), and given back."""
+    await factory.entry(alice)
+    staff = await factory.staff(await alice.patient.clinic)
+    page_args = {"first": None, "after": None, "start": None, "end": None, "include_deleted": False, "now": now}
+    for actor, statements in (
+        (alice.actor, ["SELECT", "SELECT"]),
+        (staff.actor, ["SELECT", "SELECT", "INSERT", "INSERT"]),
+    ):
+        with count_acquisitions() as taken, count_queries() as counter:
+            page = await services.diary.entries(actor, alice.patient.id, **page_args)  # type: ignore[arg-type]
+        assert len(page.items) == 1
+        assert counter.statements == statements
+        assert len(taken) == 1
+    with count_acquisitions() as taken, pytest.raises(NotFound):
+        await services.diary.entries(staff.actor, uuid4(), **page_args)  # type: ignore[arg-type]
+    assert len(taken) == 1
+    pool = connections.get("default")._pool
+    assert pool.get_idle_size() == pool.get_size()

@@ -24,6 +24,7 @@ from api.domain.diary.vocabulary import SideEffect
 from api.domain.patient.erasure import Erasure, purge_held_records
 from api.domain.patient.models import Patient, PatientStatus
 from api.domain.services import Services
+from tests.conftest import Database, count_acquisitions
 from tests.domain.test_patient_erasure import clinical_counts
 from tests.erasure_support import World, erasure_service, resolve_alerts, stored_text, world
 from tests.factories import PASSWORD, Factory
@@ -170,6 +171,21 @@ async def test_a_critical_alert_left_behind_the_purge_is_dealt_with_then_purged(
     assert set((await clinical_counts(w.alice.patient.id)).values()) == {0}
     assert (await Patient.get(id=w.alice.patient.id)).erased_at == later
     assert await purge_held_records(now=later) == 0
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_staff_read_a_record_left_behind_the_purge_on_the_pages_one_connection(
+    db: Database, w: World, services: Services, now: datetime
+) -> None:
+    """The access check's look for the critical alert runs on the connection the page holds: on another, a full
+    pool of such reads would wait for each other for ever."""
+    await purged(services, w, now)
+    await escaped_write(services, w, now)
+    page_args = {"first": None, "after": None, "start": None, "end": None, "include_deleted": False, "now": now}
+    with count_acquisitions() as taken:
+        page = await services.diary.entries(w.clinician.actor, w.alice.patient.id, **page_args)  # type: ignore[arg-type]
+    assert len(page.items) == 1
+    assert len(taken) == 1
 
 
 async def test_a_lesser_alert_left_behind_the_purge_is_not_listed_and_goes_at_the_next_purge(

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from tortoise import fields
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
+from tortoise.connection import connections
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError, ValidationError
 from tortoise.transactions import in_transaction
 
@@ -24,8 +25,8 @@ from api.domain.diary.models import DiaryEntry
 from api.domain.errors import NotFound
 from api.domain.patient.access import reachable_patient
 from api.domain.patient.models import Patient, PatientStatus
-from api.domain.sql import Where, insert, insert_new, select, select_values
-from tests.conftest import Database, count_queries
+from api.domain.sql import Where, insert, insert_new, one_connection, select, select_values
+from tests.conftest import Database, count_acquisitions, count_queries
 from tests.factories import Factory, PatientUser
 from tests.graphql import GraphQLClient
 
@@ -352,6 +353,52 @@ async def test_driver_errors_are_translated_by_tortoises_table(error: Exception)
         await select(Patient, Where('"id" = {}', 1), using_db=client)
     assert type(raised.value) is type(expected.value)
     assert raised.value is error or raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_one_connection_takes_one_pooled_connection_for_its_statements(
+    db: Database, factory: Factory, now: datetime
+) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    pool = connections.get("default")._pool
+    event = {"id": uuid4(), "clinic_id": clinic.id, "actor_role": "CLINICIAN", "action": "test.one", "created_at": now}
+    with count_acquisitions() as taken, count_queries() as counter:
+        async with one_connection(Patient._meta.db) as conn:
+            (patient,) = await select(Patient, Where('"id" = {}', alice.patient.id), using_db=conn)
+            assert await select_values(DiaryEntry, Where('"patient_id" = {}', patient.id), using_db=conn) == []
+            await insert(AuditEvent, [event], using_db=conn)
+            # Each statement commits on its own: another connection sees the event before the block ends.
+            assert await AuditEvent.filter(action="test.one").count() == 1
+    assert counter.statements == ["SELECT", "SELECT", "INSERT", "SELECT"]
+    assert len(taken) == 2  # the block's, and the count's from outside it
+    assert pool.get_idle_size() == pool.get_size()  # every connection back in the pool
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_one_connection_is_given_back_after_a_failure(db: Database, factory: Factory) -> None:
+    pool = connections.get("default")._pool
+
+    async def refused() -> None:
+        async with one_connection(Patient._meta.db) as conn:
+            assert await select(Patient, Where('"id" = {}', uuid4()), using_db=conn) == []
+            raise NotFound("patient")
+
+    with pytest.raises(OperationalError):
+        async with one_connection(Patient._meta.db) as conn:
+            await select(Patient, Where("no_such_column = {}", 1), using_db=conn)
+    with pytest.raises(NotFound):
+        await refused()
+    assert pool.get_idle_size() == pool.get_size()
+    assert await Patient.all().count() == 0  # the connection given back still works
+
+
+async def test_one_connection_leaves_a_transaction_and_sqlite_as_they_are(db: Database) -> None:
+    async with in_transaction() as transaction, one_connection(Patient._meta.db) as conn:
+        assert conn is transaction
+    client = Patient._meta.db
+    async with one_connection(client) as conn:
+        assert (conn is client) == (db.backend == "sqlite")
 
 
 async def test_values_are_what_the_model_instances_hold(db: Database, factory: Factory, now: datetime) -> None:

@@ -36,7 +36,7 @@ from api.domain.patient.access import (
 )
 from api.domain.patient.models import Patient
 from api.domain.prompt.service import ANSWERED_BY_DIARY, PromptService
-from api.domain.sql import Where, insert_new, select, select_values
+from api.domain.sql import Where, insert_new, one_connection, select, select_values
 
 MAX_SYNC = 200
 # What a page of the diary is ordered and cut by: read whatever else a caller reads (`entries`).
@@ -226,26 +226,16 @@ class DiaryService:
         (`None`: all); the others are None. The page's own key is always read."""
         size = page_size(first)
         cursor = decode_cursor(after, parse_instant) if after is not None else None
-        patient = await reachable_patient(actor, patient_id, known=known)
-        # Written out (api/domain/sql.py): every diary screen runs it. Bounds go to the database in UTC: SQLite
-        # compares instants as text, so "-05:00" would sort wrongly.
-        page = Where('"patient_id" = {}', patient.id)
-        if start is not None:
-            page.add('"recorded_at" >= {}', require_aware(start, "from"))
-        if end is not None:
-            page.add('"recorded_at" < {}', require_aware(end, "to"))
-        if not include_deleted:
-            page.add('"deleted_at" IS NULL')
-        if cursor is not None:
-            key, row_id = cursor
-            page.add('("recorded_at" < {} OR ("recorded_at" = {} AND "id" < {}))', key, key, row_id)
         # Values, not model instances: a page is only shown (`select_values`).
         if fields is not None:
             fields |= _PAGE_KEY
-        rows = await select_values(
-            DiaryEntry, page, order_by='"recorded_at" DESC, "id" DESC', limit=size + 1, fields=fields
-        )
-        await audit.record(actor, "diary.read", [patient.id], now=now)
+        # The patient, the page and the audit event on one connection, as a request's reads (`one_connection`).
+        async with one_connection(DiaryEntry._meta.db) as conn:
+            patient = await reachable_patient(actor, patient_id, known=known, using_db=conn)
+            page = _page_of(patient.id, cursor, start=start, end=end, include_deleted=include_deleted)
+            order = '"recorded_at" DESC, "id" DESC'
+            rows = await select_values(DiaryEntry, page, order_by=order, limit=size + 1, fields=fields, using_db=conn)
+            await audit.record(actor, "diary.read", [patient.id], now=now, using_db=conn)
         return make_page(rows, size, lambda e: (e.recorded_at, e.id))
 
     async def _writer(self, actor: Actor) -> Patient:
@@ -262,6 +252,29 @@ class DiaryService:
     def _window(self, patient: Patient, now: datetime) -> Window:
         opened = patient.activated_at or patient.created_at
         return Window(earliest=opened - self.policy.backfill, latest=now + self.policy.clock_skew)
+
+
+def _page_of(
+    patient_id: UUID,
+    cursor: tuple[datetime | str, UUID] | None,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    include_deleted: bool,
+) -> Where:
+    """Written out (api/domain/sql.py): every diary screen runs it. Bounds go to the database in UTC: SQLite compares
+    instants as text, so "-05:00" would sort wrongly."""
+    page = Where('"patient_id" = {}', patient_id)
+    if start is not None:
+        page.add('"recorded_at" >= {}', require_aware(start, "from"))
+    if end is not None:
+        page.add('"recorded_at" < {}', require_aware(end, "to"))
+    if not include_deleted:
+        page.add('"deleted_at" IS NULL')
+    if cursor is not None:
+        key, row_id = cursor
+        page.add('("recorded_at" < {} OR ("recorded_at" = {} AND "id" < {}))', key, key, row_id)
+    return page
 
 
 def _resent(stored: DiaryEntry, digest: str) -> SyncOutcome:

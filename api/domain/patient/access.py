@@ -17,11 +17,14 @@ from api.domain.sql import Where, select
 WRITABLE = (PatientStatus.ACTIVE, PatientStatus.PAUSED)
 
 
-async def reachable_patient(actor: Actor, patient_id: UUID, *, known: Patient | None = None) -> Patient:
+async def reachable_patient(
+    actor: Actor, patient_id: UUID, *, known: Patient | None = None, using_db: BaseDBAsyncClient | None = None
+) -> Patient:
     """The patient if the actor may see them; otherwise NOT_FOUND, exactly as for a missing id.
 
     `known`: the patient as this request has already read it (`Patient.diary` under `patient(id)`): judged again
-    here, not read again.
+    here, not read again. `using_db`: where to read (`sql.one_connection`'s, say): every statement of the check
+    runs there.
 
     An erased patient is gone for everyone, with one exception: while a legal-retention hold keeps their clinical
     record (`retained_until` set, not yet purged), or a write that escaped the erasure left an unresolved critical
@@ -34,9 +37,10 @@ async def reachable_patient(actor: Actor, patient_id: UUID, *, known: Patient | 
         patient: Patient | None = known
     else:
         # Written out (api/domain/sql.py): nearly every request of patient data starts here.
-        found = await select(Patient, Where('"id" = {} AND "clinic_id" = {}', patient_id, actor.clinic_id))
+        where = Where('"id" = {} AND "clinic_id" = {}', patient_id, actor.clinic_id)
+        found = await select(Patient, where, using_db=using_db)
         patient = found[0] if found else None
-    if patient is None or not await _reaches(actor, patient):
+    if patient is None or not await _reaches(actor, patient, using_db):
         raise NotFound("patient")
     return patient
 
@@ -84,10 +88,10 @@ def require_writable(patient: Patient) -> Patient:
     return patient
 
 
-async def _reaches(actor: Actor, patient: Patient) -> bool:
+async def _reaches(actor: Actor, patient: Patient, using_db: BaseDBAsyncClient | None) -> bool:
     if patient.status is not PatientStatus.ERASED:
         return True
-    return actor.is_staff and (is_held(patient) or await _left_with_critical_alert(patient))
+    return actor.is_staff and (is_held(patient) or await _left_with_critical_alert(patient, using_db))
 
 
 def is_held(patient: Patient) -> bool:
@@ -95,13 +99,14 @@ def is_held(patient: Patient) -> bool:
     return patient.status is PatientStatus.ERASED and patient.retained_until is not None and patient.erased_at is None
 
 
-async def _left_with_critical_alert(patient: Patient) -> bool:
+async def _left_with_critical_alert(patient: Patient, using_db: BaseDBAsyncClient | None) -> bool:
     """A record purged, yet with an unresolved critical alert: only a write that escaped the erasure leaves one.
     Staff reach it as they reach a held record, to deal with the alert (`visibility.unreachable_patients` lists it),
     and the purge takes what was left once it is resolved."""
     if patient.erased_at is None:
         return False
-    return await pending_critical().filter(patient_id=patient.id).exists()
+    # On the caller's connection: one held by `sql.one_connection` must wait for no other (a full pool never frees one).
+    return await pending_critical().filter(patient_id=patient.id).using_db(using_db).exists()
 
 
 def require_not_gone(patient: Patient) -> None:

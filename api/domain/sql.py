@@ -309,7 +309,7 @@ async def _fetch(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> l
 async def one_connection(db: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
     """Several statements outside a transaction on one pooled connection, taken once and given back once, where
     each statement would take and give back its own: the pool's bookkeeping, and a timer for the idle connection
-    set and cancelled, each time (1.5% of a 30-entry page's instructions, bench/README.md, session 15). Each
+    set and cancelled, each time (1.2% of a 30-entry page's instructions, bench/README.md, session 15). Each
     statement still commits on its own. The client given is Tortoise's, bound to the connection and under its lock,
     as a transaction's is, but with no BEGIN. A client that is not a pool of asyncpg connections (SQLite's one
     connection, or a transaction's) is used as it is."""

@@ -286,10 +286,10 @@ async def _fetch(db: BaseDBAsyncClient, sql: str, params: Sequence[object]) -> l
 
     On PostgreSQL, asyncpg's `fetch` on the connection Tortoise's own `execute_query` would use (the pool's, or the
     transaction's under its lock), the statement logged at DEBUG as it logs them (the tests and bench/api.py count
-    statements there), its errors translated as Tortoise's asyncpg client translates them, but
-    without the rest of its wrapper: a second coroutine for the translation, and the statement's text upper-cased
-    to tell a write from a read. That wrapper cost about 12,000 instructions for each of a diary write's four
-    statements, 1.8% of the write (bench/README.md, session 15). Elsewhere, Tortoise's `execute_query`."""
+    statements there), its errors translated as Tortoise's asyncpg client translates them, but without the rest of
+    its wrapper: a second coroutine for the translation, and the statement's text upper-cased to tell a write from
+    a read. That wrapper cost about 12,000 instructions for each of a diary write's four statements, 1.8% of the
+    write (bench/README.md, session 15). Elsewhere, Tortoise's `execute_query`."""
     if not isinstance(db, AsyncpgDBClient):
         return list((await db.execute_query(*_for(db, sql, params)))[1])
     try:

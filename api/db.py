@@ -105,6 +105,15 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg shi
     def get_reset_query(self) -> str:
         return ""
 
+    async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- asyncpg's signature
+        """asyncpg's `reset` (its `_reset`: listeners cleared, an open transaction rolled back), without the
+        `asyncio.timeout` it arms around it when there is no time limit to keep (the pool's release gives none,
+        `GivingBackPool.release`), and with no statement to send (`get_reset_query`)."""
+        if timeout is not None:
+            await super().reset(timeout=timeout)
+            return
+        await self._reset()
+
 
 class FairHolderQueue(asyncpg.pool._PoolConnectionHolderQueue):  # type: ignore[misc]  # asyncpg: no hints
     """asyncpg's queue of idle connections, handing a connection given back straight to the request that has waited

@@ -61,6 +61,36 @@ async def test_a_transaction_left_open_is_still_rolled_back_on_release(scratch: 
         assert with_table is None
 
 
+async def test_a_release_arms_no_timer_unless_given_a_time_limit(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    armed: list[float | None] = []
+    timeout = asyncpg.connection.compat.timeout
+
+    def counting(delay: float | None) -> Any:
+        armed.append(delay)
+        return timeout(delay)
+
+    async with pool_of_one(scratch) as pool:
+        monkeypatch.setattr(asyncpg.connection.compat, "timeout", counting)  # connecting arms one: not counted
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TABLE left_open (id int)")
+        assert armed == []
+        # With a time limit, asyncpg's own reset, under its timer: a transaction left open is rolled back too.
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("CREATE TABLE left_open_too (id int)")
+        await pool.release(conn, timeout=5)
+        assert armed == [5]
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            gone = await conn.fetchval(
+                "SELECT to_regclass('left_open') IS NULL AND to_regclass('left_open_too') IS NULL"
+            )
+        assert gone is True
+
+
 @contextmanager
 def counted_tasks() -> Iterator[list[Coroutine[Any, Any, Any]]]:
     """The coroutines of the tasks made on this loop meanwhile."""

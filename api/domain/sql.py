@@ -5,8 +5,9 @@ through Tortoise's `execute_query`.
 Building a query through the ORM costs more than running it: about 0.3 ms for a lookup by primary key and 1 ms for
 a page of the diary, against 0.15 ms to send the same statement (bench/README.md). A request reads the patient and
 a page of entries, so the few statements every request runs are written out here, once, with `$n` placeholders.
-The rows still become model instances through `Model._init_from_db`, exactly as an ORM query's do, so the values
-(instants, UUIDs, JSON, decimals) are what the rest of the code has always received on either database.
+The rows still become model instances as `Model._init_from_db` makes them (`instance`), exactly as an ORM query's
+do, so the values (instants, UUIDs, JSON, decimals) are what the rest of the code has always received on either
+database.
 
 Only constant text goes into a statement: identifiers come from the models' metadata, values are always parameters.
 """
@@ -64,6 +65,13 @@ def _require_columns(model: type[Model], names: Iterable[str]) -> None:
         raise ValueError(f"{model.__name__} has no column fields {sorted(unknown)}")
 
 
+@lru_cache(maxsize=512)  # the conditions are the code's own constant text: bounded
+def _numbered(condition: str, start: int, count: int) -> str:
+    """`condition` with its `{}` written as `$<start + 1>`, `$<start + 2>`, …: the same few conditions are numbered
+    for every request, and formatting one cost as much as the rest of its `Where`."""
+    return condition.format(*(f"${start + i + 1}" for i in range(count)))
+
+
 class Where:
     """Conditions joined by AND, each written with `{}` where its values go; they become `$1`, `$2`, … in order."""
 
@@ -73,7 +81,8 @@ class Where:
         self.add(condition, *values)
 
     def add(self, condition: str, *values: object) -> None:
-        self.conditions.append(condition.format(*(self._param(v) for v in values)))
+        self.conditions.append(_numbered(condition, len(self.params), len(values)))
+        self.params.extend(values)
 
     def add_in(self, column: str, values: Sequence[object]) -> None:
         """`column IN (…)`; an empty list matches nothing."""
@@ -111,9 +120,37 @@ async def select(
     `lock` ("NO KEY UPDATE", say) is PostgreSQL's: SQLite has no row locks and runs one write transaction at a
     time, as Tortoise's `select_for_update` is ignored there."""
     db = using_db or model._meta.db
-    return [
-        model._init_from_db(**row) for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=lock)
-    ]
+    return [instance(model, row) for row in await _rows(db, model, where, order_by=order_by, limit=limit, lock=lock)]
+
+
+def instance(model: type[M], row: Mapping[str, Any]) -> M:
+    """`model._init_from_db(**row)`: the instance of a row read whole (by column name), its values converted by the
+    same fields in the same way; a row that lacks a column is left to Tortoise's own partial fallback.
+
+    Tortoise sets the instance's four markers (read from the database, not partial…) through the model's
+    `__setattr__`, which for each asks `hasattr(self, "_await_when_save")` and so raises, and formats, an
+    AttributeError four times an instance; the row is also copied into keyword arguments first. The patient's row
+    and a new entry's made 8 such exceptions a diary write (bench/README.md, session 16). Here the markers are set
+    as `_init_from_db` sets the values, bypassing `__setattr__`; the field lists are read from the model's metadata
+    at each call, as Tortoise reads them (they depend on the database the models were last initialised for)."""
+    meta = model._meta
+    made = model.__new__(model)
+    put = object.__setattr__
+    put(made, "_partial", False)
+    put(made, "_saved_in_db", True)
+    put(made, "_custom_generated_pk", meta.db_pk_column not in meta.generated_db_fields)
+    put(made, "_await_when_save", {})
+    try:
+        for key, attribute, _ in meta.db_native_fields:
+            put(made, attribute, row[key])
+        for key, attribute, field in meta.db_default_fields:
+            value = row[key]
+            put(made, attribute, value if value is None else field.field_type(value))
+        for key, attribute, field in meta.db_complex_fields:
+            put(made, attribute, field.to_python_value(row[key]))
+    except KeyError:
+        return model._init_from_db(**row)
+    return made
 
 
 async def select_values(
@@ -136,7 +173,7 @@ async def select_values(
     kind = values_type(model)
     if db.capabilities.dialect != "postgres":
         names = kind._fields
-        return [kind(*(getattr(m, n) for n in names)) for m in (model._init_from_db(**row) for row in rows)]
+        return [kind(*(getattr(m, n) for n in names)) for m in (instance(model, row) for row in rows)]
     json_columns = _json_columns(model, fields)
     if not json_columns:
         # The row's values as they are, with no list between: about half the per-row cost of the loop below.
@@ -236,7 +273,7 @@ async def insert_new(
     params = [fields[name].to_db_value(row[name], model) for name in meta.fields_db_projection]
     if not await _fetch(using_db, sql, params):
         return None
-    return model._init_from_db(**{column: row[name] for name, column in meta.fields_db_projection.items()})
+    return instance(model, {column: row[name] for name, column in meta.fields_db_projection.items()})
 
 
 def _with_defaults(model: type[Model], values: Mapping[str, Any]) -> dict[str, Any]:

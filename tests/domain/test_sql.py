@@ -22,10 +22,12 @@ from tortoise.transactions import in_transaction
 from api.domain import audit
 from api.domain.audit.models import AuditEvent
 from api.domain.diary.models import DiaryEntry
+from api.domain.diary.validation import SideEffectReport
+from api.domain.diary.vocabulary import SideEffect
 from api.domain.errors import NotFound
 from api.domain.patient.access import reachable_patient
 from api.domain.patient.models import Patient, PatientStatus
-from api.domain.sql import Where, insert, insert_new, one_connection, select, select_values
+from api.domain.sql import Where, _rows, insert, insert_new, instance, one_connection, select, select_values
 from tests.conftest import Database, count_acquisitions, count_queries
 from tests.factories import Factory, PatientUser
 from tests.graphql import GraphQLClient
@@ -45,6 +47,15 @@ def test_values_become_numbered_placeholders_in_order() -> None:
     # Asking again gives the same: the limit is not added to the conditions' values twice.
     assert where.sql('"b" DESC', 10) == (text, [1, 2, 2, 3, 4, 5, 10])
     assert where.params == [1, 2, 2, 3, 4, 5]
+
+
+def test_a_condition_is_numbered_from_where_it_stands() -> None:
+    # The numbered text is kept per condition and position: the same condition, later in another Where.
+    first = Where('"a" = {} AND "b" = {}', 1, 2)
+    later = Where('"c" = {}', 3)
+    later.add('"a" = {} AND "b" = {}', 4, 5)
+    assert first.sql(None, None) == ('"a" = $1 AND "b" = $2', [1, 2])
+    assert later.sql(None, 6) == ('"c" = $1 AND "a" = $2 AND "b" = $3 LIMIT $4', [3, 4, 5, 6])
 
 
 def test_an_empty_in_list_matches_nothing() -> None:
@@ -116,6 +127,42 @@ async def test_a_patients_diary_under_patient_reads_the_patient_once(
     assert len(result.ok()["patient"]["diary"]["edges"]) == 1
     # The patient, the audit event and its subject, the page.
     assert counter.statements == ["SELECT", "INSERT", "INSERT", "SELECT"]
+
+
+async def test_an_instance_is_what_tortoise_makes_of_the_row(db: Database, factory: Factory, now: datetime) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    nausea = [SideEffectReport(SideEffect.NAUSEA, 2)]
+    await factory.entry(alice, recorded_at=now - timedelta(hours=2), sleep_hours=7.25, side_effects=nausea)
+    await factory.entry(alice, recorded_at=now - timedelta(hours=1), note="a note", pain_locations=["LOWER_BACK"])
+    await audit.record(alice.actor, "diary.read", [alice.patient.id], now=now)
+    for model, where in (
+        (Patient, Where('"id" = {}', alice.patient.id)),
+        (DiaryEntry, Where('"patient_id" = {}', alice.patient.id)),
+        (AuditEvent, Where('"clinic_id" = {}', clinic.id)),
+    ):
+        rows = await _rows(model._meta.db, model, where, order_by=None, limit=None, lock=None)
+        assert rows
+        for row in rows:
+            made, tortoises = instance(model, row), model._init_from_db(**row)
+            assert type(made) is model
+            # By repr too: an instant's zone, a decimal's places, a UUID against its text.
+            assert {k: repr(v) for k, v in vars(made).items()} == {k: repr(v) for k, v in vars(tortoises).items()}
+            assert vars(made) == vars(tortoises)
+            assert (made._saved_in_db, made._partial) == (True, False)
+
+
+async def test_an_instance_of_a_row_without_some_columns_is_tortoises_partial_one(
+    db: Database, factory: Factory
+) -> None:
+    clinic = await factory.clinic()
+    alice = await factory.patient(clinic)
+    where = Where('"id" = {}', alice.patient.id)
+    rows = await _rows(Patient._meta.db, Patient, where, order_by=None, limit=None, lock=None)
+    partial = {k: v for k, v in dict(rows[0]).items() if k != "display_name"}
+    made = instance(Patient, partial)
+    assert made._partial is True
+    assert vars(made) == vars(Patient._init_from_db(**partial))
 
 
 async def test_inserted_rows_read_back_as_the_orm_wrote_them(db: Database, factory: Factory, now: datetime) -> None:

@@ -130,24 +130,26 @@ def instance(model: type[M], row: Mapping[str, Any]) -> M:
     Tortoise sets the instance's four markers (read from the database, not partial…) through the model's
     `__setattr__`, which for each asks `hasattr(self, "_await_when_save")` and so raises, and formats, an
     AttributeError four times an instance; the row is also copied into keyword arguments first. The patient's row
-    and a new entry's made 8 such exceptions a diary write (bench/README.md, session 16). Here the markers are set
-    as `_init_from_db` sets the values, bypassing `__setattr__`; the field lists are read from the model's metadata
-    at each call, as Tortoise reads them (they depend on the database the models were last initialised for)."""
+    and a new entry's made 8 such exceptions a diary write (bench/README.md, session 16). Here the markers and the
+    values are stored without `__setattr__`; the field lists are read from the model's metadata at each call, as
+    Tortoise reads them (they depend on the database the models were last initialised for)."""
     meta = model._meta
     made = model.__new__(model)
-    put = object.__setattr__
-    put(made, "_partial", False)
-    put(made, "_saved_in_db", True)
-    put(made, "_custom_generated_pk", meta.db_pk_column not in meta.generated_db_fields)
-    put(made, "_await_when_save", {})
+    # Straight into the instance's dictionary, as `object.__setattr__` would put them: a model's class has no data
+    # descriptor under a column field's name (a relation's property is under the relation's own name).
+    held = made.__dict__
+    held["_partial"] = False
+    held["_saved_in_db"] = True
+    held["_custom_generated_pk"] = meta.db_pk_column not in meta.generated_db_fields
+    held["_await_when_save"] = {}
     try:
         for key, attribute, _ in meta.db_native_fields:
-            put(made, attribute, row[key])
+            held[attribute] = row[key]
         for key, attribute, field in meta.db_default_fields:
             value = row[key]
-            put(made, attribute, value if value is None else field.field_type(value))
+            held[attribute] = value if value is None else field.field_type(value)
         for key, attribute, field in meta.db_complex_fields:
-            put(made, attribute, field.to_python_value(row[key]))
+            held[attribute] = field.to_python_value(row[key])
     except KeyError:
         return model._init_from_db(**row)
     return made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
-from tortoise import fields
+from tortoise import Tortoise, fields
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 from tortoise.connection import connections
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError, ValidationError
@@ -150,6 +151,19 @@ async def test_an_instance_is_what_tortoise_makes_of_the_row(db: Database, facto
             assert {k: repr(v) for k, v in vars(made).items()} == {k: repr(v) for k, v in vars(tortoises).items()}
             assert vars(made) == vars(tortoises)
             assert (made._saved_in_db, made._partial) == (True, False)
+
+
+async def test_no_model_class_has_a_descriptor_under_a_column_fields_name(db: Database) -> None:
+    # `instance` stores values straight into an instance's dictionary, where `object.__setattr__` would call a
+    # data descriptor of the class instead.
+    found = [
+        f"{model.__name__}.{name}"
+        for model in Tortoise.apps.get_models_iterable()
+        for name in model._meta.fields_db_projection
+        if hasattr(type(inspect.getattr_static(model, name, None)), "__set__")
+    ]
+    assert found == []
+    assert hasattr(type(inspect.getattr_static(DiaryEntry, "patient")), "__set__")  # a relation's property is one
 
 
 async def test_an_instance_of_a_row_without_some_columns_is_tortoises_partial_one(

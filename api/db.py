@@ -108,8 +108,8 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg shi
     async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- asyncpg's signature
         """asyncpg's `reset` (its `_reset`: listeners cleared, an open transaction rolled back), without the
         `asyncio.timeout` it arms around it when there is no time limit to keep (the pool's release gives none,
-        `GivingBackPool.release`), and with no statement to send (`get_reset_query`)."""
-        if timeout is not None:
+        `GivingBackPool.release`) and no reset statement to send (`get_reset_query`): otherwise asyncpg's own."""
+        if timeout is not None or self.get_reset_query():
             await super().reset(timeout=timeout)
             return
         await self._reset()

@@ -150,7 +150,7 @@ def instance(model: type[M], row: Mapping[str, Any]) -> M:
             held[attribute] = value if value is None else field.field_type(value)
         for key, attribute, field in meta.db_complex_fields:
             held[attribute] = field.to_python_value(row[key])
-    except KeyError:
+    except LookupError:  # KeyError from a dict or asyncpg's Record, IndexError from sqlite3's Row
         return model._init_from_db(**row)
     return made
 

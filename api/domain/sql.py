@@ -260,7 +260,7 @@ async def insert_new(
     row with the same `unique` key (a unique constraint of the model) exists. One round trip where a lookup and
     then an insert took two, and no failed statement to recover from.
 
-    The instance is built from `values` as from a row read back (`Model._init_from_db`), not through
+    The instance is built from `values` as from a row read back (`instance`), not through
     `Model.__init__`, whose per-attribute bookkeeping (for relations and asynchronous defaults, which a row has
     neither of) cost about 22 µs a diary entry against 9 (bench/README.md, session 15). On PostgreSQL a row's
     UUIDs, decimals and plain values are taken as they are: `values` must already be what each field's

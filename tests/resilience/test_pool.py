@@ -91,6 +91,20 @@ async def test_a_release_arms_no_timer_unless_given_a_time_limit(
         assert gone is True
 
 
+async def test_a_reset_statement_once_set_is_sent_on_every_release(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `PooledConnection.reset` skips asyncpg's own reset only while there is no statement to send.
+    async with pool_of_one(scratch) as pool:
+        monkeypatch.setattr(PooledConnection, "get_reset_query", lambda _: "SELECT 'reset'")
+        sent: list[str] = []
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            await conn.fetchval("SELECT 1")
+        await asyncio.sleep(0)  # query loggers are called with `call_soon`: one turn of the loop, no waiting
+        assert sent == ["SELECT 1", "SELECT 'reset'"]
+
+
 @contextmanager
 def counted_tasks() -> Iterator[list[Coroutine[Any, Any, Any]]]:
     """The coroutines of the tasks made on this loop meanwhile."""

@@ -29,12 +29,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from inspect import isawaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, get_operation_ast
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    default_field_resolver,
+    default_type_resolver,
+    get_operation_ast,
+)
+from graphql import ExecutionResult as CoreResult
 from graphql import execute as graphql_execute
+from graphql.execution.collect_fields import FragmentDetails
+from graphql.execution.executor import UNEXPECTED_MULTIPLE_PAYLOADS
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -45,6 +58,7 @@ from schema.errors import ErrorPolicy, make_public
 from schema.limits import Limits, QueryLimits, limit_refusals
 from schema.operation import OperationName, name_operation
 from schema.storable import StorableText, any_unstorable, literals_may_be_unstorable
+from schema.variables import VariablesPlan, plan_variables
 
 if TYPE_CHECKING:
     from strawberry import Schema
@@ -59,6 +73,17 @@ OPTIONAL_PARTS: frozenset[type[SchemaExtension]] = frozenset({DisableIntrospecti
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Built:
+    """What graphql-core's `Executor.build` works out for every request from the document alone: its fragments and
+    how to coerce the operation's variables (schema/variables.py), worked out once. Shared by the requests'
+    executors, which only read them."""
+
+    fragment_definitions: dict[str, FragmentDefinitionNode]
+    fragments: dict[str, FragmentDetails]
+    variables: VariablesPlan
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Prepared:
     """An operation of a parsed document, prepared. Kept with its document, it does not hold it: the table of
     prepared operations must not keep a document the parser's cache has let go."""
@@ -67,6 +92,8 @@ class Prepared:
     type: OperationType
     # The operation's name as Strawberry's execution context gives it: the one the request sent, else its own.
     name: str | None
+    # None: each request is built by graphql-core's `execute`, as Strawberry builds it.
+    built: Built | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +192,9 @@ class Preparation:
             return None
         kind = OperationType(operation.operation.value)
         # A subscription is a stream (`Schema.subscribe`); sent to `execute`, Strawberry answers it as it does.
-        return Prepared(operation, kind, name) if kind in EXECUTED else None
+        if kind not in EXECUTED:
+            return None
+        return Prepared(operation, kind, name, _built(self.schema._schema, document, operation))
 
     def accepts(
         self,
@@ -196,18 +225,22 @@ class Preparation:
         try:
             # Inside the operation on Strawberry's path too (`OperationName.on_execute`).
             name_operation(context, document, prepared.name, variables or {})
-            result = graphql_execute(
-                schema._schema,
-                document,
-                variable_values=variables,
-                operation_name=prepared.name,
-                context_value=context,
-                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # as Strawberry passes it
-                executor_class=schema.execution_context_class,
-                operation_extensions=operation_extensions,
-            )
+            result = _built_execution(schema, prepared, variables, context, operation_extensions)
+            if result is None:
+                result = graphql_execute(
+                    schema._schema,
+                    document,
+                    variable_values=variables,
+                    operation_name=prepared.name,
+                    context_value=context,
+                    is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # as Strawberry passes it
+                    executor_class=schema.execution_context_class,
+                    operation_extensions=operation_extensions,
+                )
             if isawaitable(result):
                 result = await result
+            if not isinstance(result, CoreResult):  # as graphql-core's `execute` refuses an incremental result
+                raise GraphQLError(UNEXPECTED_MULTIPLE_PAYLOADS)
         except Exception as exc:  # as Strawberry answers it: uncoded, for the view to mask
             error = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
             schema._process_errors([error])
@@ -217,6 +250,62 @@ class Preparation:
             make_public(result, context)
         # `extensions`: what the parts' `get_results` return on Strawberry's path, none of which has any.
         return ExecutionResult(data=result.data, errors=result.errors, extensions={})
+
+
+def _built(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> Built | None:
+    """What `Executor.build` would work out from the document alone, or None to leave every request to it: when
+    graphql-core's `execute` would refuse the schema, a fragment declares variables of its own (graphql-core's
+    experimental fragment arguments), or the variables are not planned."""
+    if schema.get_directive("defer") or schema.get_directive("stream"):
+        return None
+    definitions = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    if any(d.variable_definitions for d in definitions.values()):
+        return None
+    variables = plan_variables(schema, operation)
+    if variables is None:
+        return None
+    return Built(definitions, {name: FragmentDetails(d) for name, d in definitions.items()}, variables)
+
+
+def _built_execution(
+    schema: Schema,
+    prepared: Prepared,
+    variables: Mapping[str, Any] | None,
+    context: object,
+    operation_extensions: dict[str, Any] | None,
+) -> object | None:
+    """graphql-core's `execute` of a prepared operation without `Executor.build`: the executor made as `build` makes
+    it for these arguments, from what the document alone decides (`Built`) and the variables coerced by the
+    operation's plan. None when the plan declines the variables: `execute` then coerces them, and refuses them."""
+    built = prepared.built
+    if built is None:
+        return None
+    coerced = built.variables.coerce(variables or {})
+    if coerced is None:
+        return None
+    # Strawberry's execution contexts take the operation's extensions, as Strawberry passes them through `execute`.
+    make = cast("type[StrawberryGraphQLCoreExecutionContext]", schema.execution_context_class)
+    executor = make(
+        schema._schema,
+        built.fragment_definitions,
+        built.fragments,
+        None,
+        context,
+        prepared.operation,
+        coerced,
+        default_field_resolver,
+        default_type_resolver,
+        default_field_resolver,
+        False,  # enable_early_execution
+        None,  # middleware: none, as `graphql_execute` is called above
+        optimized_is_awaitable,
+        None,  # is_async_iterable
+        hide_suggestions=False,
+        abort_signal=None,
+        hooks=None,
+        operation_extensions=operation_extensions,
+    )
+    return executor.execute_operation()
 
 
 def _before_parsing(schema: Schema, combined: Combined) -> dict[str, Any]:

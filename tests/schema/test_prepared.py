@@ -15,6 +15,7 @@ from uuid import uuid4
 import pytest
 import pytest_asyncio
 import strawberry
+from graphql.execution.executor import Executor
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -114,6 +115,21 @@ def strawberry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     return calls
 
 
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The operations whose executor graphql-core's `Executor.build` made, by name."""
+    calls: list[str | None] = []
+    original = Executor.build.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[Executor[Any]], *args: Any, **kwargs: Any) -> Any:
+        made = original(cls, *args, **kwargs)
+        calls.append(made.operation.name.value if isinstance(made, Executor) and made.operation.name else None)
+        return made
+
+    monkeypatch.setattr(Executor, "build", classmethod(recording))
+    return calls
+
+
 @pytest_asyncio.fixture
 async def alice(factory: Factory) -> PatientUser:
     return await factory.patient(await factory.clinic())
@@ -135,6 +151,10 @@ ACCEPTED = {
     "page too large": (DIARY, {"n": 100_000}, None),
 }
 
+# Accepted cases whose executor graphql-core's `Executor.build` makes, as it coerces (or refuses) the variables: the
+# operation's plan (schema/variables.py) declines them. Every other accepted case is executed without `build`.
+BUILT_BY_GRAPHQL_CORE = {"variable default", "variable refused by graphql-core", "variable missing"}
+
 REFUSED = {
     "invalid": ("{ nope }", None, None),
     "syntax": ("{ me { id ", None, None),
@@ -155,17 +175,22 @@ ALLOWED = {"subscription allowed": set(OperationType)}
 @pytest.mark.parametrize("case", list(ACCEPTED), ids=list(ACCEPTED))
 async def test_what_the_checks_let_through_runs_prepared_and_answers_as_strawberry_does(
     case: str,
+    *,
     alice: PatientUser,
     services: Services,
     now: datetime,
     strawberry_calls: list[str | None],
+    builds: list[str | None],
 ) -> None:
     query, variables, name = ACCEPTED[case]
     fast, slow = pair(limits=LIMITS)
     expected = await answer(slow, services, now, query, variables, actor=alice.actor, operation_name=name)
+    assert len(builds) == 1
     strawberry_calls.clear()
+    builds.clear()
     got = await answer(fast, services, now, query, variables, actor=alice.actor, operation_name=name)
     assert strawberry_calls == []
+    assert len(builds) == (case in BUILT_BY_GRAPHQL_CORE)
     assert got == expected
 
 
@@ -286,7 +311,8 @@ async def test_an_exception_outside_the_fields_is_answered_as_strawberry_answers
     answers = []
     for schema in (slow, fast):
         with monkeypatch.context() as patched:
-            patched.setattr(schema.execution_context_class, "build", classmethod(failing))
+            # Both paths run the executor's `execute_operation` (the prepared one makes its executor without `build`).
+            patched.setattr(schema.execution_context_class, "execute_operation", failing)
             answers.append(await answer(schema, services, now, "{ __typename }"))
     expected, got = answers
     assert isinstance(got, Answer)

@@ -23,6 +23,7 @@ from typing import Any
 
 from graphql import (
     GraphQLError,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLList,
@@ -164,13 +165,16 @@ def _list(item: Coerce) -> Coerce:
 
 def _input_object(type_: GraphQLInputObjectType, *, depth: int, seen: frozenset[str]) -> Coerce:
     fields = type_.fields
-    # Per field, in the type's order: its name, the key it is stored under, its coercion, whether it is required.
+    names = frozenset(fields)
+    # Per field, in the type's order: its name, the key it is stored under, its coercion, whether it is required,
+    # and the value it takes when left out (`Undefined`: none, the field is then left out too).
     steps = tuple(
         (
             name,
             field.out_name or name,
             _coercion(field.type, depth=depth + 1, seen=seen),
             is_required_input_field(field),
+            _default(field),
         )
         for name, field in fields.items()
     )
@@ -179,16 +183,16 @@ def _input_object(type_: GraphQLInputObjectType, *, depth: int, seen: frozenset[
     def coerce(value: Any) -> Any:
         if not isinstance(value, dict):
             return Undefined
-        for name, item in value.items():
-            if item is not Undefined and name not in fields:
-                return Undefined
+        if not value.keys() <= names:
+            for name, item in value.items():
+                if item is not Undefined and name not in names:
+                    return Undefined
         coerced: dict[str, Any] = {}
-        for name, key, coerce_field, required in steps:
+        for name, key, coerce_field, required, default in steps:
             item = value.get(name, Undefined)
             if item is Undefined:
                 if required:
                     return Undefined
-                default = coerce_default_value(fields[name])
                 if default is not Undefined:
                     coerced[key] = default
                 continue
@@ -199,6 +203,15 @@ def _input_object(type_: GraphQLInputObjectType, *, depth: int, seen: frozenset[
         return out_type(coerced)
 
     return coerce
+
+
+def _default(field: GraphQLInputField) -> Any:
+    """`coerce_default_value(field)`, which graphql-core computes once and keeps on the field: the same value (the same
+    object) it gives every request. A default it cannot coerce is left to graphql-core to fail on."""
+    try:
+        return coerce_default_value(field)
+    except Exception as failed:
+        raise _NotPlanned from failed
 
 
 def _leaf(coerce_input_value: Coerce) -> Coerce:

@@ -177,6 +177,14 @@ def test_variables_of_types_left_to_graphql_core_are_not_planned(text: str) -> N
     assert plan_variables(SCHEMA, _operation(text)) is None
 
 
+def test_an_input_field_whose_default_graphql_core_cannot_coerce_is_left_to_graphql_core() -> None:
+    schema = build_schema('input Bad { n: Int = "x" } type Query { f(b: Bad): Int }')
+    operation = _operation("query($b: Bad) { f(b: $b) }")
+    assert plan_variables(schema, operation) is None
+    with pytest.raises(TypeError):  # graphql-core's own failure, as before
+        get_variable_values(schema, operation.variable_definitions or (), {"b": {}})
+
+
 JSON = st.recursive(
     st.none()
     | st.booleans()

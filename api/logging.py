@@ -16,6 +16,8 @@ import orjson
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 # uvicorn passes its message again with terminal colour codes; the plain one is enough.
 _STANDARD.add("color_message")
+# What `extra=` keys are not emitted as: the standard attributes, and the fields every line has (never replaced).
+_NOT_EXTRA = frozenset(_STANDARD | {"time", "level", "logger", "event"})
 # Libraries that log what must not reach our logs: Tortoise logs SQL parameters (health data) at DEBUG; httpx logs
 # request URLs at INFO (an APNs path or a Web Push endpoint is a device token); h2/hpack log header blocks
 # (bearer tokens) at DEBUG.
@@ -35,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         # An `extra=` key never replaces one of the fields above.
-        payload.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in payload})
+        payload.update({k: v for k, v in record.__dict__.items() if k not in _NOT_EXTRA})
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -70,10 +72,12 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # A line names neither its thread nor its process (`JsonFormatter` leaves them out): the logging HOWTO's
-    # "Optimization" is not to look them up for every record. The caller's frame is still looked up: `stack_info`
-    # needs it.
+    # A line names neither its thread nor its process nor the file and line that logged it (`JsonFormatter` leaves
+    # them out): the logging HOWTO's "Optimization" is not to look them up for every record. The caller's file and
+    # line cost a walk of the caller's frames for each record (a fifth of a request's logging, bench/README.md); with
+    # it goes `stack_info`, which nothing here asks for.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     # Tortoise logs every statement with its parameters at DEBUG; those parameters are patient data.
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -72,9 +72,7 @@ class RequestIdMiddleware:
 
 
 def _log_request(scope: Scope, request_id: str, status: int, elapsed: float) -> None:
-    """The request's one line. In a function of its own: the logger finds the line number of its caller, and in
-    the middleware's long coroutine that was a walk through most of its line table, about 10,000 instructions a request
-    (bench/README.md, session 16); here the call stands near the start of a short one."""
+    """The request's one line (ids and timings only)."""
     state = scope.get("state", {})
     log.info(
         "http.request",

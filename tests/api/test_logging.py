@@ -39,7 +39,7 @@ def captured_json_logs() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     watched = [logging.getLogger(name) for name in (*QUIET_LOGGERS, "uvicorn.access")]
     saved = (list(root.handlers), root.level, [(lg.level, lg.disabled) for lg in watched])
-    looked_up = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    looked_up = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing, logging._srcfile)
     buffer = io.StringIO()
     configure_logging("DEBUG", stream=buffer)
     try:
@@ -47,7 +47,7 @@ def captured_json_logs() -> Iterator[io.StringIO]:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
-        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = looked_up
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing, logging._srcfile = looked_up
         for lg, (level, disabled) in zip(watched, saved[2], strict=True):
             lg.setLevel(level)
             lg.disabled = disabled
@@ -178,6 +178,29 @@ def test_configure_logging_silences_sql_and_access_logs() -> None:
         logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /?token=abc HTTP/1.1" 200')
         logging.getLogger("interlude.test").debug("debug.visible")
     assert [json.loads(line)["event"] for line in buffer.getvalue().splitlines()] == ["debug.visible"]
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_record_is_made_without_looking_up_who_logged_it() -> None:
+    """No line names the file, function or line that logged it: their lookup (a walk of the caller's frames for every
+    record) is turned off with the threads' and processes' (the logging HOWTO's "Optimization")."""
+    kept = _Kept()
+    with captured_json_logs() as buffer:
+        logging.getLogger().addHandler(kept)
+        logging.getLogger("interlude.test").info("looked.up", extra={"request_id": "r"})
+    assert [(r.pathname, r.lineno, r.funcName, r.thread, r.process) for r in kept.records] == [
+        ("(unknown file)", 0, "(unknown function)", None, None)
+    ]
+    payload = json.loads(buffer.getvalue())
+    assert (payload["event"], payload["request_id"]) == ("looked.up", "r")
 
 
 def _record(msg: str, *args: object, exc_info: Any = None, **extra: object) -> logging.LogRecord:

@@ -172,6 +172,9 @@ _KNOWN_SETTLED_TYPES = 1024
 Answer = Callable[[Any], Any]
 # A selection of an operation, by its parent type and the field nodes it merges, in order.
 SelectionKey = tuple[object, ...]
+# Marks the key of an object's selection by the fields it is selected under (`collect_and_execute_subfields`), apart
+# from a selection's own key (`_plan_of`) in the same table.
+_SUBFIELDS = object()
 Step = tuple[str, "PlainLeaf | None", "PlainObject | None", "Answer | None"]
 Plan = tuple[Step, ...]
 # Compiled plans kept per schema: one per distinct selection of plain fields the clients send.
@@ -463,6 +466,35 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if results is not _MISSING:
                 return cast("dict[str, Any]", results)
         return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """An object's selection (the entry a `logDiaryEntry` returns, a page `myDiary` returns) answered by the
+        plan kept for it, without collecting its fields again: graphql-core collects them anew for every request,
+        a tenth of the GraphQL work of a diary write (bench/README.md, session 17). Kept only where the operation's
+        selections are the same for every request (`_OperationPlans`); learnt on the first request through
+        graphql-core's own path, which any value the plan cannot answer goes back to."""
+        kept = self._kept
+        if kept is None or not self._shortcut or position_context is not None:
+            return super().collect_and_execute_subfields(
+                return_type, field_details_list, path, result, position_context
+            )
+        key = (_SUBFIELDS, return_type.name, *[id(d.node) for d in field_details_list])
+        answer = kept.get(key, _MISSING)
+        if answer is _MISSING:
+            grouped_field_set, deferred, _ = self.collect_subfields(return_type, field_details_list)
+            answer = kept[key] = None if deferred else self._plan_of(return_type, grouped_field_set)
+        elif answer is not None:
+            results = cast("Answer", answer)(result)
+            if results is not _MISSING:
+                return cast("dict[str, Any]", results)
+        return super().collect_and_execute_subfields(return_type, field_details_list, path, result, None)
 
     def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Answer | None:
         known = self._plans.get(id(grouped_field_set))

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 import strawberry
 from graphql import parse
+from graphql.execution import executor as executor_module
 from graphql.execution.executor import Executor
 from strawberry.extensions import FieldExtension, ParserCache
 from strawberry.permission import BasePermission
@@ -486,6 +487,47 @@ async def test_an_operations_plans_are_kept_across_requests(monkeypatch: pytest.
     # Another text is another operation, planned for itself.
     await fast.execute("{ holder { first { number } } }")
     assert len(planned) == 8
+
+
+def counting_collections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The object types whose selections graphql-core's executor collects (`Executor.collect_subfields`)."""
+    collected: list[str] = []
+    original = executor_module.collect_subfields  # type: ignore[attr-defined]  # imported there, not exported
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        collected.append(args[4].name)  # the return type
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "collect_subfields", counted)
+    return collected
+
+
+async def test_a_kept_selection_is_answered_without_collecting_its_fields_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected = counting_collections(monkeypatch)
+    plain, _ = schemas(GOOD)
+    fast = cached(GOOD)
+    document = f"{{ holder {{ edges {{ cursor node {{ {PLAIN_LEAVES} }} }} first {{ number }} }} }} # {uuid4()}"
+    expected = await plain.execute(document)
+    collected.clear()
+    same(expected, await fast.execute(document))
+    assert sorted(collected) == ["Edge", "Holder", "Leaf", "Leaf"]  # learnt on the first request
+    collected.clear()
+    same(expected, await fast.execute(document))
+    assert collected == []
+
+
+async def test_a_value_a_kept_selection_cannot_answer_is_answered_as_graphql_core_answers_it() -> None:
+    root = holder(leaf(1), leaf(2))
+    plain, _ = schemas(root)
+    fast = cached(root)
+    document = f"{{ holder {{ edges {{ cursor node {{ number label }} }} first {{ label }} }} }} # {uuid4()}"
+    for first in (leaf(3), leaf(4, label=None), leaf(5), leaf(6, label=[7])):  # fine, null, fine, no string
+        root.first = first
+        expected = await plain.execute(document)
+        same(expected, await fast.execute(document))
+        assert bool(expected.errors) == (first.number in (4, 6))
 
 
 @pytest.mark.parametrize(

@@ -265,9 +265,9 @@ async def insert_new(
     neither of) cost about 22 µs a diary entry against 9 (bench/README.md, session 15). On PostgreSQL a row's
     UUIDs, decimals and plain values are taken as they are: `values` must already be what each field's
     `to_python_value` makes of them (a UUID, not its text; a decimal at the column's places), as `build_content`'s
-    are. Every column comes from `values`: a model with a column that the database or the ORM fills in is refused
-    (`_insert_new_sql`), and no save signals are sent (the models here have none). Instants go in UTC on SQLite, as
-    every stored instant does (`_for`)."""
+    are. Every column comes from `values`: a model with a column that the database or the ORM fills in, or one
+    named apart from its field, is refused (`_insert_new_sql`), and no save signals are sent (the models here have
+    none). Instants go in UTC on SQLite, as every stored instant does (`_for`)."""
     sql = _insert_new_sql(model, unique)
     meta = model._meta
     row = _with_defaults(model, values)
@@ -275,7 +275,7 @@ async def insert_new(
     params = [fields[name].to_db_value(row[name], model) for name in meta.fields_db_projection]
     if not await _fetch(using_db, sql, params):
         return None
-    return instance(model, {column: row[name] for name, column in meta.fields_db_projection.items()})
+    return instance(model, row)  # by field name, which is each column's (`_insert_new_sql`)
 
 
 def _with_defaults(model: type[Model], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -311,6 +311,9 @@ def _insert_new_sql(model: type[Model], unique: tuple[str, ...]) -> str:
     )
     if meta.generated_db_fields or meta.db_default_db_columns or filled:
         raise TypeError(f"{model.__name__} has columns the database or the ORM fills in: insert it through the ORM")
+    # The new row is read back by field name as a row by column (`instance`): no model here names them apart.
+    if any(name != column for name, column in meta.fields_db_projection.items()):
+        raise TypeError(f"{model.__name__} names a column apart from its field: insert it through the ORM")
     values = ", ".join(f"${i + 1}" for i in range(len(meta.fields_db_projection)))
     conflict = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in unique)
     pk = meta.fields_db_projection[meta.pk_attr]

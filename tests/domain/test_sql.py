@@ -326,6 +326,19 @@ async def test_a_model_whose_columns_are_filled_in_for_it_is_refused(filled: dic
         await insert_new(Counted, {}, unique=("id",), using_db=None)  # type: ignore[arg-type,type-var]
 
 
+async def test_a_model_that_names_a_column_apart_from_its_field_is_refused() -> None:
+    class Renamed:  # what insert_new reads of a model: its metadata (Tortoise's own models here name none apart)
+        _meta = SimpleNamespace(
+            generated_db_fields=(),
+            db_default_db_columns=(),
+            fields_map={},
+            fields_db_projection={"id": "id", "score": "pain_score"},
+        )
+
+    with pytest.raises(TypeError, match="names a column apart from its field"):
+        await insert_new(Renamed, {}, unique=("id",), using_db=None)  # type: ignore[arg-type,type-var]
+
+
 async def test_a_failing_statement_raises_what_the_orm_raises(db: Database, factory: Factory, now: datetime) -> None:
     """On PostgreSQL the statements go to asyncpg without Tortoise's `execute_query`, but its errors are still
     Tortoise's (callers catch `IntegrityError`); on SQLite they go through Tortoise's."""
@@ -441,8 +454,6 @@ async def test_one_connection_takes_one_pooled_connection_for_its_statements(
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 async def test_one_connection_is_given_back_after_a_failure(db: Database, factory: Factory) -> None:
-    pool = connections.get("default")._pool
-
     async def refused() -> None:
         async with one_connection(Patient._meta.db) as conn:
             assert await select(Patient, Where('"id" = {}', uuid4()), using_db=conn) == []
@@ -453,6 +464,8 @@ async def test_one_connection_is_given_back_after_a_failure(db: Database, factor
             await select(Patient, Where("no_such_column = {}", 1), using_db=conn)
     with pytest.raises(NotFound):
         await refused()
+    # Read once a statement has run: a fresh database context opens its pool on first use (run alone, it had not).
+    pool = connections.get("default")._pool
     assert pool.get_idle_size() == pool.get_size()
     assert await Patient.all().count() == 0  # the connection given back still works
 

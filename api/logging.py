@@ -36,8 +36,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        # An `extra=` key never replaces one of the fields above.
-        payload.update({k: v for k, v in record.__dict__.items() if k not in _NOT_EXTRA})
+        # An `extra=` key never replaces one of the fields above. Found by a set difference, in C (a record has
+        # some 25 standard attributes to pass over), and written in the order of their names.
+        held = record.__dict__
+        for key in sorted(held.keys() - _NOT_EXTRA, key=str):  # `extra` may hold a key that is not text
+            payload[key] = held[key]
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         if record.stack_info:

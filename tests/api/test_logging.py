@@ -223,6 +223,8 @@ def test_json_formatter_writes_one_object_per_line_with_extra_fields() -> None:
     assert str(record.__dict__["entry_id"]) == payload["entry_id"]
     assert datetime.fromisoformat(payload["time"]).tzinfo is not None
     assert not {"msg", "args", "levelno", "pathname", "lineno", "thread", "process"} & set(payload)
+    # The fields every line has first, then the extra ones by name.
+    assert list(payload) == ["time", "level", "logger", "event", "at", "count", "entry_id", "request_id"]
 
 
 def test_json_formatter_keeps_multi_line_messages_and_tracebacks_on_one_line() -> None:
@@ -254,6 +256,13 @@ def test_a_logged_exception_names_its_class_and_frames_never_its_message() -> No
     assert logged.endswith("builtins.RuntimeError")
     assert logged.index("builtins.KeyError") < logged.index("builtins.RuntimeError")
     assert "test_a_logged_exception_names_its_class_and_frames_never_its_message" in logged  # the frames are kept
+
+
+def test_an_extra_key_that_is_not_text_is_written_all_the_same() -> None:
+    record = _record("odd.extra")
+    record.__dict__[7] = "seven"
+    payload = json.loads(JsonFormatter().format(record))
+    assert payload["7"] == "seven"
 
 
 def test_json_formatter_extra_fields_cannot_replace_the_standard_ones() -> None:

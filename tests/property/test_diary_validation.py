@@ -22,7 +22,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.domain.diary.validation import MAX_NOTE, SCORE_FIELDS, SideEffectReport, Window, build_content
+from api.domain.diary.validation import (
+    MAX_NOTE,
+    MEASURE_FIELDS,
+    SCORE_FIELDS,
+    Content,
+    DiaryInput,
+    SideEffectReport,
+    Window,
+    build_content,
+)
 from api.domain.diary.vocabulary import BodyRegion, SideEffect
 from api.domain.errors import BadInput, DomainError, NotFound
 from tests.property.strategies import STORABLE_CHARACTERS, checked
@@ -158,3 +167,34 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_an_entrys_digest_is_the_one_stored_entries_were_given() -> None:
+    """A resend is judged by the digest stored with the entry (`client_hash`): the same content must give the same
+    digest in every release, or a phone resending an entry stored before an upgrade would be told it conflicts.
+    The value below is what the digest of this content has always been (canonical JSON, keys sorted, SHA-256)."""
+    content = Content(
+        {
+            "recorded_at": datetime(2026, 11, 28, 8, 30, 15, 250000, tzinfo=timezone(timedelta(hours=1))),
+            "utc_offset_minutes": 60,
+            "pain_now": 4,
+            "pain_worst": None,
+            "pain_average": 0,
+            "sleep_quality": 7,
+            "mood": 10,
+            "pain_locations": ["HEAD", "NECK"],
+            "sleep_hours": Decimal("7.50"),
+            "side_effects": [{"code": "NAUSEA", "severity": 2}],
+            "rescue_medication": False,
+            "note": 'ça va "bien" 😀',
+            "prompt_id": UUID("6f1c8d52-7c1e-4a53-9d51-0f7f4b0f2a11"),
+        }
+    )
+    assert content.digest() == "815c76412a5c7774245e36c390752453c9fc8afb0fbb4f1c9a332401e6e8ef01"
+
+
+def test_an_inputs_values_are_its_instant_measures_and_prompt() -> None:
+    sent = DiaryInput(client_id=UUID(int=1), recorded_at=NOW, pain_now=3, note="n", prompt_id="p", sleep_hours=7.5)
+    values = sent.values()
+    assert list(values) == ["recorded_at", *MEASURE_FIELDS, "prompt_id"]
+    assert values == {name: getattr(sent, name) for name in values}

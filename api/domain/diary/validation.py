@@ -47,7 +47,21 @@ class DiaryInput:
     prompt_id: str | None = None
 
     def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ("recorded_at", *MEASURE_FIELDS, "prompt_id")}
+        """What `build_content` reads: the instant, the measures (MEASURE_FIELDS) and the prompt."""
+        return {
+            "recorded_at": self.recorded_at,
+            "pain_now": self.pain_now,
+            "pain_worst": self.pain_worst,
+            "pain_average": self.pain_average,
+            "sleep_quality": self.sleep_quality,
+            "mood": self.mood,
+            "pain_locations": self.pain_locations,
+            "sleep_hours": self.sleep_hours,
+            "side_effects": self.side_effects,
+            "rescue_medication": self.rescue_medication,
+            "note": self.note,
+            "prompt_id": self.prompt_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,11 @@ class Content:
         return {k: _canonical(v) for k, v in self.values.items()}
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(_CANONICAL_JSON.encode(self.as_json()).encode()).hexdigest()
+
+
+# What `json.dumps(…, sort_keys=True)` writes, the encoder made once: `dumps` makes one for every call given options.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True)
 
 
 def build_content(values: Mapping[str, Any], window: Window) -> Content:
@@ -169,7 +187,13 @@ def _prompt_id(value: str | UUID | None) -> UUID | None:
         raise NotFound("prompt", field="prompt_id") from exc
 
 
+# Values `_canonical` gives back as they are, by exact type: most of an entry's.
+_AS_IS = frozenset({int, str, bool, list})
+
+
 def _canonical(value: Any) -> Any:
+    if value is None or type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, (Decimal, UUID)):

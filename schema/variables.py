@@ -109,23 +109,24 @@ def _coercion(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> C
     `depth` counts as graphql-core's `input_is_nested_too_deeply` counts (a list's items and an input object's
     fields one deeper): a type that cannot reach its limit needs no check of the value; one that can is not
     planned. `seen`: the input object types above, to find a recursive one."""
-    if isinstance(type_, GraphQLNonNull):
-        return _non_null(_present(type_.of_type, depth=depth, seen=seen))
-    return _nullable(_present(type_, depth=depth, seen=seen))
+    if depth > MAX_NESTING_DEPTH:
+        raise _NotPlanned
+    required = isinstance(type_, GraphQLNonNull)
+    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if is_leaf_type(inner):  # most values: null and the leaf in one step
+        return _leaf(inner.coerce_input_value, required=required)
+    present = _present(inner, depth=depth, seen=seen)
+    return _non_null(present) if required else _nullable(present)
 
 
 def _present(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> Coerce:
     """The coercion of a value that is neither null nor undefined."""
-    if depth > MAX_NESTING_DEPTH:
-        raise _NotPlanned
     if isinstance(type_, GraphQLList):
         return _list(_coercion(type_.of_type, depth=depth + 1, seen=seen))
     if isinstance(type_, GraphQLInputObjectType):
         if type_.is_one_of or type_.name in seen:
             raise _NotPlanned
         return _input_object(type_, depth=depth, seen=seen | {type_.name})
-    if is_leaf_type(type_):
-        return _leaf(type_.coerce_input_value)
     raise _NotPlanned
 
 
@@ -214,11 +215,27 @@ def _default(field: GraphQLInputField) -> Any:
         raise _NotPlanned from failed
 
 
-def _leaf(coerce_input_value: Coerce) -> Coerce:
+def _leaf(coerce_input_value: Coerce, *, required: bool) -> Coerce:
+    """A scalar's or an enum's value: Undefined for null where it is required (None where it is not), else the
+    type's own coercion, Undefined where it refuses the value (as graphql-core's: `get_variable_values` says why)."""
+    if required:
+
+        def coerce_required(value: Any) -> Any:
+            if value is None or value is Undefined:
+                return Undefined
+            try:
+                return coerce_input_value(value)
+            except Exception:
+                return Undefined
+
+        return coerce_required
+
     def coerce(value: Any) -> Any:
+        if value is None or value is Undefined:
+            return None
         try:
             return coerce_input_value(value)
-        except Exception:  # as graphql-core's: refused, and `get_variable_values` will say why
+        except Exception:
             return Undefined
 
     return coerce

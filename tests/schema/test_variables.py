@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse
 from graphql.execution.values import VariableValues, get_variable_values
+from graphql.language.parser import MAX_NESTING_DEPTH
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,6 +176,26 @@ def test_an_absent_variable_with_a_default_is_declined_and_an_absent_nullable_on
 )
 def test_variables_of_types_left_to_graphql_core_are_not_planned(text: str) -> None:
     assert plan_variables(SCHEMA, _operation(text)) is None
+
+
+@pytest.mark.parametrize("levels", [MAX_NESTING_DEPTH, MAX_NESTING_DEPTH + 1])
+def test_a_type_whose_values_may_be_nested_too_deeply_is_left_to_graphql_core(levels: int) -> None:
+    """Input types chained `levels` deep: a value filled to the last one has its leaf at depth `levels`, which
+    graphql-core refuses beyond its limit (`input_is_nested_too_deeply`)."""
+    types = " ".join(f"input T{i} {{ next: T{i + 1} }}" for i in range(1, levels))
+    schema = build_schema(f"{types} input T{levels} {{ leaf: Int }} type Query {{ f(t: T1): Int }}")
+    operation = _operation("query($t: T1) { f(t: $t) }")
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"next": value}
+    accepted = isinstance(
+        get_variable_values(schema, operation.variable_definitions or (), {"t": value}), VariableValues
+    )
+    assert accepted == (levels <= MAX_NESTING_DEPTH)
+    plan = plan_variables(schema, operation)
+    assert (plan is not None) == accepted
+    if plan is not None:
+        assert _same(schema, operation, {"t": value}) is not None
 
 
 def test_an_input_field_whose_default_graphql_core_cannot_coerce_is_left_to_graphql_core() -> None:

@@ -494,6 +494,10 @@ class PlainLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             results = cast("Answer", answer)(result)
             if results is not _MISSING:
                 return cast("dict[str, Any]", results)
+            # graphql-core answers the object itself (and reports what the plan could not), the plan not tried
+            # again: its fields collected as `super()` would, without `@defer` in the operation (`_plans_for`).
+            grouped_field_set = self.collect_subfields(return_type, field_details_list).grouped_field_set
+            return super().execute_fields(return_type, result, path, grouped_field_set, None)
         return super().collect_and_execute_subfields(return_type, field_details_list, path, result, None)
 
     def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Answer | None:

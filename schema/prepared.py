@@ -75,8 +75,8 @@ OPTIONAL_PARTS: frozenset[type[SchemaExtension]] = frozenset({DisableIntrospecti
 @dataclass(frozen=True, slots=True, eq=False)
 class Built:
     """What graphql-core's `Executor.build` works out for every request from the document alone: its fragments and
-    how to coerce the operation's variables (schema/variables.py), worked out once. Shared by the requests'
-    executors, which only read them."""
+    how to coerce the operation's variables (schema/variables.py), worked out once. Each request's executor gets
+    its own copy of the fragments' tables."""
 
     fragment_definitions: dict[str, FragmentDefinitionNode]
     fragments: dict[str, FragmentDetails]
@@ -287,8 +287,9 @@ def _built_execution(
     make = cast("type[StrawberryGraphQLCoreExecutionContext]", schema.execution_context_class)
     executor = make(
         schema._schema,
-        built.fragment_definitions,
-        built.fragments,
+        # Copies: a resolver sees them (`info.fragments`), and what one changed must not reach the next request.
+        dict(built.fragment_definitions),
+        dict(built.fragments),
         None,
         context,
         prepared.operation,

@@ -11,8 +11,9 @@ the result is graphql-core's own `VariableValues`.
 A plan only ever answers a request that graphql-core would accept, with what graphql-core would make of it. Anything
 else it declines (None), and the request goes through graphql-core's `get_variable_values`, which answers it as
 always, errors included: a value the type refuses, a missing or null required value, an unknown field, an absent
-variable that has a default. An operation whose variables could be nested deeper than graphql-core's limit (a
-recursive input type) or that uses a `@oneOf` input type is not planned at all.
+variable that has a default, an input type's own `out_type` failing (Strawberry checks its `one_of` inputs there).
+An operation whose variables could be nested deeper than graphql-core's limit (a recursive input type) or that uses
+an input type graphql-core itself knows as `@oneOf` is not planned at all.
 """
 
 from __future__ import annotations
@@ -201,7 +202,10 @@ def _input_object(type_: GraphQLInputObjectType, *, depth: int, seen: frozenset[
             if item is Undefined:
                 return Undefined
             coerced[key] = item
-        return out_type(coerced)
+        try:
+            return out_type(coerced)
+        except Exception:  # Strawberry's `@oneOf` check, say: graphql-core reports it (or raises it) itself
+            return Undefined
 
     return coerce
 

@@ -530,6 +530,39 @@ async def test_a_value_a_kept_selection_cannot_answer_is_answered_as_graphql_cor
         assert bool(expected.errors) == (first.number in (4, 6))
 
 
+class CountedLeaf:
+    """A leaf whose `label` counts its reads."""
+
+    def __init__(self, label: object) -> None:
+        self.number = 1
+        self._label = label
+        self.reads = 0
+
+    @property
+    def label(self) -> object:
+        self.reads += 1
+        return self._label
+
+
+async def test_a_value_a_kept_selection_cannot_answer_is_read_no_more_often_than_before_it_was_kept() -> None:
+    """On the first request the selection's plan is learnt on graphql-core's path; on the next it is called
+    directly. A value it cannot answer is then read as often as on that first path (each level's plan tries it
+    once before graphql-core reads it), not once more."""
+    root = holder(leaf(1))
+    plain, _ = schemas(root)
+    fast = cached(root)
+    document = f"{{ holder {{ first {{ number label }} }} }} # {uuid4()}"
+    reads = []
+    for _ in range(2):
+        refused = CountedLeaf(None)  # a null where the schema promises a label
+        root.first = cast("Leaf", refused)
+        expected = await plain.execute(document)
+        refused.reads = 0
+        same(expected, await fast.execute(document))
+        reads.append(refused.reads)
+    assert reads[1] == reads[0]
+
+
 @pytest.mark.parametrize(
     "document",
     [

@@ -321,6 +321,33 @@ async def test_an_exception_outside_the_fields_is_answered_as_strawberry_answers
     assert got == expected
 
 
+async def test_each_request_of_a_prepared_operation_gets_its_own_fragment_tables(
+    alice: PatientUser, services: Services, now: datetime, monkeypatch: pytest.MonkeyPatch, builds: list[str | None]
+) -> None:
+    """The fragments are worked out once per operation (`Built`); a resolver sees its executor's tables
+    (`info.fragments`), so each request gets copies: what one request did to them never reaches the next."""
+    fast, _ = pair()
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    original = fast.execution_context_class.execute_operation
+
+    def recording(self: Executor[Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append((self.fragment_definitions, self.fragments))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fast.execution_context_class, "execute_operation", recording)
+    query = "query Me { ...F } fragment F on Query { me { id } }"
+    for _ in range(2):
+        got = await answer(fast, services, now, query, actor=alice.actor)
+        assert isinstance(got, Answer)
+        assert not got.errors
+    assert builds == []  # made without graphql-core's `build`
+    (definitions, fragments), (definitions_again, fragments_again) = seen
+    assert list(definitions) == list(fragments) == ["F"]
+    assert definitions_again == definitions
+    assert definitions_again is not definitions
+    assert fragments_again is not fragments
+
+
 async def test_operation_names_kept_per_document_are_bounded(db: Database, services: Services, now: datetime) -> None:
     fast, _ = pair()
     assert fast.preparation is not None

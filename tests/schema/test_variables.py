@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import strawberry
 from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language.parser import MAX_NESTING_DEPTH
@@ -196,6 +197,47 @@ def test_a_type_whose_values_may_be_nested_too_deeply_is_left_to_graphql_core(le
     assert (plan is not None) == accepted
     if plan is not None:
         assert _same(schema, operation, {"t": value}) is not None
+
+
+@strawberry.input(one_of=True)
+class Pick:
+    a: int | None = strawberry.UNSET
+    b: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class PickQuery:
+    @strawberry.field
+    def picked(self, pick: Pick) -> int:
+        return 1
+
+
+def test_an_input_that_strawberrys_one_of_check_refuses_is_declined_to_graphql_core() -> None:
+    """Strawberry checks a `one_of` input in the type's `out_type`, which graphql-core calls and whose refusal it
+    reports: the plan calls it too, and declines what it refuses."""
+    schema = strawberry.Schema(query=PickQuery)._schema
+    operation = _operation("query($p: Pick!) { picked(pick: $p) }")
+    assert _same(schema, operation, {"p": {"a": 1}}) is not None
+    for refused in ({"a": 1, "b": "x"}, {}, {"a": None}):
+        assert _same(schema, operation, {"p": refused}) is None
+
+
+def test_an_out_type_that_fails_otherwise_is_declined_and_fails_in_graphql_core() -> None:
+    schema = build_schema("input Odd { n: Int } type Query { f(o: Odd): Int }")
+
+    def failing(fields: dict[str, Any]) -> dict[str, Any]:
+        if fields.get("n") == 13:
+            raise ValueError("unlucky")
+        return fields
+
+    schema.type_map["Odd"].out_type = failing  # type: ignore[attr-defined]
+    operation = _operation("query($o: Odd) { f(o: $o) }")
+    assert _same(schema, operation, {"o": {"n": 12}}) is not None
+    plan = plan_variables(schema, operation)
+    assert plan is not None
+    assert plan.coerce({"o": {"n": 13}}) is None
+    with pytest.raises(ValueError, match="unlucky"):  # graphql-core's own path, as before
+        get_variable_values(schema, operation.variable_definitions or (), {"o": {"n": 13}})
 
 
 def test_an_input_field_whose_default_graphql_core_cannot_coerce_is_left_to_graphql_core() -> None:

@@ -116,8 +116,7 @@ def _coercion(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> C
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if is_leaf_type(inner):  # most values: null and the leaf in one step
         return _leaf(inner.coerce_input_value, required=required)
-    present = _present(inner, depth=depth, seen=seen)
-    return _non_null(present) if required else _nullable(present)
+    return _or_null(_present(inner, depth=depth, seen=seen), required=required)
 
 
 def _present(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> Coerce:
@@ -131,19 +130,13 @@ def _present(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> Co
     raise _NotPlanned
 
 
-def _non_null(inner: Coerce) -> Coerce:
+def _or_null(inner: Coerce, *, required: bool) -> Coerce:
+    """Null (or no value) where the type is required: Undefined, refused; where it is not: None."""
+    null = Undefined if required else None
+
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return Undefined
-        return inner(value)
-
-    return coerce
-
-
-def _nullable(inner: Coerce) -> Coerce:
-    def coerce(value: Any) -> Any:
-        if value is None or value is Undefined:
-            return None
+            return null
         return inner(value)
 
     return coerce
@@ -220,23 +213,14 @@ def _default(field: GraphQLInputField) -> Any:
 
 
 def _leaf(coerce_input_value: Coerce, *, required: bool) -> Coerce:
-    """A scalar's or an enum's value: Undefined for null where it is required (None where it is not), else the
-    type's own coercion, Undefined where it refuses the value (as graphql-core's: `get_variable_values` says why)."""
-    if required:
-
-        def coerce_required(value: Any) -> Any:
-            if value is None or value is Undefined:
-                return Undefined
-            try:
-                return coerce_input_value(value)
-            except Exception:
-                return Undefined
-
-        return coerce_required
+    """A scalar's or an enum's value: null as `_or_null` answers it, else the type's own coercion, Undefined where
+    it refuses the value (as graphql-core's: `get_variable_values` says why). One function for both steps: most
+    values are leaves."""
+    null = Undefined if required else None
 
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
-            return None
+            return null
         try:
             return coerce_input_value(value)
         except Exception:

@@ -175,19 +175,20 @@ def test_an_entrys_digest_is_the_one_stored_entries_were_given() -> None:
     The value below is what the digest of this content has always been (canonical JSON, keys sorted, SHA-256)."""
     content = Content(
         {
-            "recorded_at": datetime(2026, 11, 28, 8, 30, 15, 250000, tzinfo=timezone(timedelta(hours=1))),
-            "utc_offset_minutes": 60,
-            "pain_now": 4,
-            "pain_worst": None,
-            "pain_average": 0,
-            "sleep_quality": 7,
-            "mood": 10,
-            "pain_locations": ["HEAD", "NECK"],
-            "sleep_hours": Decimal("7.50"),
-            "side_effects": [{"code": "NAUSEA", "severity": 2}],
-            "rescue_medication": False,
-            "note": 'ça va "bien" 😀',
+            # In no particular order: the digest sorts the keys.
             "prompt_id": UUID("6f1c8d52-7c1e-4a53-9d51-0f7f4b0f2a11"),
+            "side_effects": [{"code": "NAUSEA", "severity": 2}],
+            "recorded_at": datetime(2026, 11, 28, 8, 30, 15, 250000, tzinfo=timezone(timedelta(hours=1))),
+            "note": 'ça va "bien" 😀',
+            "pain_worst": None,
+            "sleep_hours": Decimal("7.50"),
+            "utc_offset_minutes": 60,
+            "mood": 10,
+            "pain_now": 4,
+            "rescue_medication": False,
+            "pain_average": 0,
+            "pain_locations": ["HEAD", "NECK"],
+            "sleep_quality": 7,
         }
     )
     assert content.digest() == "815c76412a5c7774245e36c390752453c9fc8afb0fbb4f1c9a332401e6e8ef01"

@@ -15,8 +15,10 @@ refuses is not prepared.
 
 A prepared operation then runs with the checks that depend on the request: its type against those the transport
 allows, its variables against the limits (`limit_refusals`) and for text that cannot be stored; its name and root
-field recorded (`name_operation`); graphql-core's `execute` called as Strawberry calls it; its errors processed as
-Strawberry processes them and coded by `make_public`, as `ErrorPolicy` codes them.
+field recorded (`name_operation`); graphql-core's `execute` called as Strawberry calls it, or, when the operation's
+variables are planned (schema/variables.py) and the plan accepts them, the executor `execute` would build made
+directly from what was worked out once (`Built`); its errors processed as Strawberry processes them and coded by
+`make_public`, as `ErrorPolicy` codes them.
 
 This path never refuses anything itself. A document that does not parse or prepare, and a request that any check
 would refuse, goes to Strawberry's own path (`Schema.execute`), which refuses it as it always has: the same errors,

@@ -77,8 +77,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level.upper())
     # A line names neither its thread nor its process nor the file and line that logged it (`JsonFormatter` leaves
     # them out): the logging HOWTO's "Optimization" is not to look them up for every record. The caller's file and
-    # line cost a walk of the caller's frames for each record (a fifth of a request's logging, bench/README.md); with
-    # it goes `stack_info`, which nothing here asks for.
+    # line cost a walk of the caller's frames for each record (0.9% of a diary write's instructions, bench/README.md,
+    # session 17); with it goes `stack_info`, which nothing here asks for.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None
     # Tortoise logs every statement with its parameters at DEBUG; those parameters are patient data.

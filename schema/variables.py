@@ -114,13 +114,13 @@ def _coercion(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> C
         raise _NotPlanned
     required = isinstance(type_, GraphQLNonNull)
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-    if is_leaf_type(inner):  # most values: null and the leaf in one step
-        return _leaf(inner.coerce_input_value, required=required)
     return _or_null(_present(inner, depth=depth, seen=seen), required=required)
 
 
 def _present(type_: GraphQLInputType, *, depth: int, seen: frozenset[str]) -> Coerce:
     """The coercion of a value that is neither null nor undefined."""
+    if is_leaf_type(type_):
+        return _leaf(type_.coerce_input_value)
     if isinstance(type_, GraphQLList):
         return _list(_coercion(type_.of_type, depth=depth + 1, seen=seen))
     if isinstance(type_, GraphQLInputObjectType):
@@ -212,15 +212,11 @@ def _default(field: GraphQLInputField) -> Any:
         raise _NotPlanned from failed
 
 
-def _leaf(coerce_input_value: Coerce, *, required: bool) -> Coerce:
-    """A scalar's or an enum's value: null as `_or_null` answers it, else the type's own coercion, Undefined where
-    it refuses the value (as graphql-core's: `get_variable_values` says why). One function for both steps: most
-    values are leaves."""
-    null = Undefined if required else None
+def _leaf(coerce_input_value: Coerce) -> Coerce:
+    """A scalar's or an enum's own coercion; Undefined where it refuses the value (as graphql-core's:
+    `get_variable_values` then says why)."""
 
     def coerce(value: Any) -> Any:
-        if value is None or value is Undefined:
-            return null
         try:
             return coerce_input_value(value)
         except Exception:
